@@ -1,0 +1,3 @@
+from mercurio_migrate.cli import main
+
+main()

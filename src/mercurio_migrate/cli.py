@@ -1,0 +1,332 @@
+"""Command line: parses arguments, calls the engine, prints. No SQL and no business rules here.
+
+Exit codes: 0 success; 1 the operation failed; 2 bad usage, configuration or layout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from mercurio_migrate import __version__
+
+
+class Context:
+    def __init__(self, database_url: str | None, directory: str | None, as_json: bool):
+        self.database_url = database_url
+        self.directory = directory
+        self.as_json = as_json
+
+    def settings(self):
+        from mercurio_migrate import config
+
+        return config.resolve(self.database_url, self.directory)
+
+    def engine(self):
+        from mercurio_migrate.engine import Engine
+
+        return Engine(self.settings(), on_event=self.on_event)
+
+    def on_event(self, event) -> None:
+        from mercurio_migrate.output import message
+
+        if event.kind == "statement" and not self.verbose_statements:
+            return
+        message(event.message, event.kind)
+
+    @property
+    def verbose_statements(self) -> bool:
+        from mercurio_migrate.output import is_terminal
+
+        return is_terminal(sys.stderr) or bool(os.environ.get("MERCURIO_VERBOSE"))
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--database-url", envvar="DATABASE_URL", show_envvar=True, metavar="URL",
+              help="PostgreSQL to migrate (libpq URI). Default: the embedded local server in .mercurio/.")
+@click.option("--dir", "directory", envvar="MERCURIO_MIGRATIONS_DIR", show_envvar=True, metavar="PATH",
+              help="Migrations folder. Default: ./migrations.")
+@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout.")
+@click.version_option(__version__, prog_name="mercurio-migrate")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, directory: str | None, as_json: bool) -> None:
+    """SQL-first PostgreSQL migrations in Mercurio's format."""
+    ctx.obj = Context(database_url, directory, as_json)
+
+
+# --- status, log ------------------------------------------------------------------------------------
+@cli.command()
+@pass_context
+def status(obj: Context) -> None:
+    """Every migration: version, name, state, applied_at, duration, purpose."""
+    states = obj.engine().status()
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        emit_json({"migrations": [
+            {"version": s.version, "name": s.name, "state": s.state,
+             "applied_at": s.applied_at.isoformat() if s.applied_at else None, "checksum": s.checksum,
+             "purpose": s.purpose, "execution_ms": s.execution_ms, "records_processed": s.records_processed,
+             "drifted_files": list(s.drifted_files), "header": s.header}
+            for s in states]})
+        return
+    from mercurio_migrate.output import table
+
+    rows = [[s.version, s.name, s.state + (f" ({', '.join(s.drifted_files)})" if s.drifted_files else ""),
+             s.applied_at.strftime("%Y-%m-%d %H:%M:%S%z") if s.applied_at else "",
+             f"{s.execution_ms:.1f} ms" if s.execution_ms is not None else "", s.purpose] for s in states]
+    if not rows:
+        print("no migrations found")
+        return
+    table(["version", "name", "state", "applied_at", "duration", "purpose"], rows)
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in counts.items()))
+
+
+@cli.command()
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1), help="Newest rows to show.")
+@pass_context
+def log(obj: Context, limit: int) -> None:
+    """Rows of migration_log, newest first."""
+    rows = obj.engine().log(limit)
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        emit_json({"log": rows})
+        return
+    from mercurio_migrate.output import table
+
+    if not rows:
+        print("migration_log is empty")
+        return
+    table(["completed_at", "migration_name", "records_processed", "notes"],
+          [[r["completed_at"], r["migration_name"], r["records_processed"], r["notes"]] for r in rows])
+
+
+# --- up, down, resolve --------------------------------------------------------------------------------
+def _print_run(obj: Context, result) -> None:
+    key = "applied" if result.direction == "up" else "rolled_back"
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        if result.dry_run:
+            emit_json({"dry_run": True, "plan": [p.as_dict() for p in result.plan]})
+        else:
+            emit_json({key: [s.as_dict() for s in result.steps]})
+        return
+    from mercurio_migrate.output import table
+
+    if result.dry_run:
+        if not result.plan:
+            print("nothing to do")
+        for step in result.plan:
+            print(f"{step.version}_{step.name}  [{step.mode}]  {step.file}")
+            for statement in step.statements:
+                print("    " + statement.replace("\n", "\n    ") + ";")
+        return
+    if not result.steps:
+        print("nothing to do: the database is up to date" if result.direction == "up" else "nothing to roll back")
+        return
+    verb = "applied" if result.direction == "up" else "rolled back"
+    table(["version", "name", "mode", "duration", "records"],
+          [[s.version, s.name, s.mode, f"{s.duration_ms:.1f} ms", s.records_processed] for s in result.steps],
+          title=f"{verb} {len(result.steps)} migration(s)")
+
+
+@cli.command()
+@click.option("--to", "to", metavar="VERSION", help="Apply pending migrations up to and including VERSION.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (migrations, transaction modes, statements); change nothing.")
+@click.option("--allow-drift", is_flag=True, help="Run even if applied migration files changed since they ran.")
+@pass_context
+def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool) -> None:
+    """Apply pending migrations in order."""
+    _print_run(obj, obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift))
+
+
+@cli.command()
+@click.option("--steps", type=int, metavar="N", help="Roll back the newest N applied migrations (default 1).")
+@click.option("--to", "to", metavar="VERSION", help="Roll back every migration newer than VERSION.")
+@click.option("--all", "all_", is_flag=True, help="Roll back every applied migration.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--allow-drift", is_flag=True, help="Run even if applied migration files changed since they ran.")
+@pass_context
+def down(obj: Context, steps: int | None, to: str | None, all_: bool, dry_run: bool, allow_drift: bool) -> None:
+    """Roll back applied migrations, newest first, with their rollback.sql."""
+    if sum(x is not None and x is not False for x in (steps, to, all_ or None)) > 1:
+        raise click.UsageError("give only one of --steps, --to and --all")
+    _print_run(obj, obj.engine().down(steps=steps, to=to, all_=all_, dry_run=dry_run, allow_drift=allow_drift))
+
+
+@cli.command()
+@click.argument("version")
+@click.option("--applied", "mark", flag_value="applied", help="Record VERSION as applied (with today's checksums).")
+@click.option("--rolled-back", "mark", flag_value="rolled-back", help="Remove VERSION from the history.")
+@pass_context
+def resolve(obj: Context, version: str, mark: str | None) -> None:
+    """Mark a migration applied or rolled back without running it."""
+    if mark is None:
+        raise click.UsageError("give --applied or --rolled-back")
+    state = obj.engine().resolve(version, applied=mark == "applied")
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        emit_json({"resolved": {"version": state.version, "name": state.name, "state": state.state}})
+    else:
+        print(f"{state.version} {state.name}: {state.state}")
+
+
+# --- new ------------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("name")
+@pass_context
+def new(obj: Context, name: str) -> None:
+    """Create <UTC now>_<NAME>/ with migration.sql and rollback.sql from templates."""
+    from mercurio_migrate.scaffold import create
+
+    folder = create(obj.settings().migrations_dir, name)
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        emit_json({"created": str(folder)})
+    else:
+        print(f"created {folder}/migration.sql and rollback.sql")
+
+
+# --- db -------------------------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """The embedded local PostgreSQL server (in .mercurio/)."""
+
+
+def _db_report(obj: Context, data: dict) -> None:
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        emit_json(data)
+    else:
+        for key, value in data.items():
+            print(f"{key}: {value}")
+
+
+@db.command("start")
+@pass_context
+def db_start(obj: Context) -> None:
+    """Create (first time) and start the local server."""
+    from mercurio_migrate.embedded import local_cluster
+
+    cluster = local_cluster()
+    cluster.ensure_running()
+    _db_report(obj, cluster.status())
+
+
+@db.command("stop")
+@pass_context
+def db_stop(obj: Context) -> None:
+    """Stop the local server."""
+    from mercurio_migrate.embedded import local_cluster
+
+    stopped = local_cluster().stop()
+    _db_report(obj, {"stopped": stopped} if obj.as_json else {"server": "stopped" if stopped else "was not running"})
+
+
+@db.command("status")
+@pass_context
+def db_status(obj: Context) -> None:
+    """Whether the local server exists and runs."""
+    from mercurio_migrate.embedded import local_cluster
+
+    _db_report(obj, local_cluster().status())
+
+
+@db.command("url")
+@pass_context
+def db_url(obj: Context) -> None:
+    """Print the local server's libpq URI (starting it if needed)."""
+    from mercurio_migrate.embedded import local_cluster
+
+    url = local_cluster().ensure_running()
+    if obj.as_json:
+        from mercurio_migrate.output import emit_json
+
+        emit_json({"url": url})
+    else:
+        print(url)
+
+
+# --- entry point ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    as_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="mercurio-migrate", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _fail("interrupted", 130, as_json)
+    except click.ClickException as exc:
+        if as_json:
+            from mercurio_migrate.output import emit_json
+
+            emit_json({"error": {"type": "UsageError", "message": exc.format_message(), "exit_code": 2}})
+        exc.show()
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _fail("interrupted; any migration in progress was rolled back by the server", 130, as_json)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a message and an exit code
+        _report(exc, as_json)
+    sys.exit(0)
+
+
+def _report(exc: Exception, as_json: bool) -> None:
+    from mercurio_migrate.errors import MercurioError
+
+    if not isinstance(exc, MercurioError):
+        exc = _translate(exc)
+    from mercurio_migrate.output import emit_json, message
+
+    if as_json:
+        emit_json({"error": exc.as_dict()})
+    message(exc.message, "error")
+    if exc.hint:
+        message(f"hint: {exc.hint}")
+    sys.exit(exc.exit_code)
+
+
+def _translate(exc: Exception):
+    """Failures that are not ours: the server going away, a file we cannot read, or a bug."""
+    from mercurio_migrate.errors import ConnectionFailed, MercurioError
+
+    module = type(exc).__module__ or ""
+    if module.startswith("psycopg"):
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ConnectionFailed(f"database error: {text}",
+                                hint="The connection may have been lost; nothing unfinished was recorded as applied. "
+                                     "Run the command again.")
+    if isinstance(exc, OSError):
+        return MercurioError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                             hint="Check the path and its permissions.")
+    if os.environ.get("MERCURIO_DEBUG"):
+        raise exc
+    return MercurioError(f"internal error ({type(exc).__name__}: {exc})",
+                         hint="This is a bug in mercurio-migrate; rerun with MERCURIO_DEBUG=1 for a traceback "
+                              "and report it.")
+
+
+def _fail(text: str, code: int, as_json: bool) -> None:
+    from mercurio_migrate.output import emit_json, message
+
+    if as_json:
+        emit_json({"error": {"type": "Interrupted", "message": text, "exit_code": code}})
+    message(text, "error")
+    sys.exit(code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(Path(sys.argv[0]) and sys.argv[1:])

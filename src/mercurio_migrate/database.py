@@ -1,0 +1,98 @@
+"""One connection to PostgreSQL and the few ways the tool talks over it.
+
+Scripts are sent with the simple-query protocol, several statements in one message, so a migration
+costs one round trip; each statement's result (row count, or the error) is still seen separately.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from mercurio_migrate import __version__
+from mercurio_migrate.errors import ConnectionFailed
+from mercurio_migrate.redact import password_of, redact_url, scrub
+
+APPLICATION_NAME = "mercurio-migrate"
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    ok: bool
+    command_status: str
+    rowcount: int
+    error: Any = None  # psycopg.Error for the failed statement
+
+
+def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout: int = 10):
+    """Open the command's one connection (autocommit: the tool sends BEGIN/COMMIT itself)."""
+    import psycopg
+
+    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout,
+                              "application_name": f"{APPLICATION_NAME} {__version__}"}
+    if options:
+        kwargs["options"] = " ".join(f"-c {key}={value}" for key, value in options.items())
+    try:
+        return psycopg.connect(url, **kwargs)
+    except psycopg.ProgrammingError as exc:  # malformed conninfo
+        raise ConnectionFailed(
+            f"the database URL is not valid ({redact_url(url)}): {scrub(str(exc), password_of(url))}",
+            hint="Use a libpq URI such as postgresql://user@host:5432/dbname (password in PGPASSWORD or ~/.pgpass).",
+        ) from None
+    except psycopg.OperationalError as exc:
+        message = scrub(str(exc).strip(), password_of(url))
+        hint = "Check that the server is running and the URL is right."
+        if "password authentication failed" in message:
+            hint = "Check the user name and password (set the password in PGPASSWORD or ~/.pgpass)."
+        elif "does not exist" in message and "database" in message:
+            hint = "Create the database first (createdb), or point DATABASE_URL at an existing one."
+        raise ConnectionFailed(f"cannot connect to {redact_url(url)}: {message}", hint=hint) from None
+
+
+def client_host() -> str:
+    return socket.gethostname()
+
+
+def send_script(conn, sql: str) -> list[StatementResult]:
+    """Send ``sql`` (one or more statements) as one simple-query message; one result per statement run.
+
+    After an error the server skips the rest of the message, so the last result is the failed one.
+    """
+    from psycopg import errors as pg_errors
+    from psycopg import generators, pq
+
+    conn.pgconn.send_query(sql.encode("utf-8"))
+    results = conn.wait(generators.execute(conn.pgconn))
+    out: list[StatementResult] = []
+    for result in results:
+        status = result.status
+        if status == pq.ExecStatus.FATAL_ERROR:
+            error = pg_errors.error_from_result(result, encoding=conn.info.encoding)
+            out.append(StatementResult(False, "", 0, error))
+            break
+        if status == pq.ExecStatus.EMPTY_QUERY:
+            continue
+        tag = (result.command_status or b"").decode("utf-8", "replace")
+        out.append(StatementResult(True, tag, _rows_from_tag(tag)))
+    return out
+
+
+def _rows_from_tag(tag: str) -> int:
+    parts = tag.split()
+    if len(parts) >= 2 and parts[-1].isdigit() and parts[0] in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY",
+                                                               "SELECT", "MOVE", "FETCH"):
+        return int(parts[-1])
+    return 0
+
+
+def in_failed_or_open_transaction(conn) -> bool:
+    from psycopg import pq
+
+    return conn.pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+def literal(conn, value: Any) -> str:
+    from psycopg import sql
+
+    return sql.Literal(value).as_string(conn)

@@ -1,0 +1,539 @@
+"""Plan, apply and roll back migrations under an advisory lock. Returns result objects; prints nothing.
+
+Progress and warnings are reported through ``on_event(Event)``; the CLI decides how to show them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from mercurio_migrate import __version__, history
+from mercurio_migrate.config import Settings
+from mercurio_migrate.database import (
+    client_host,
+    connect,
+    in_failed_or_open_transaction,
+    literal,
+    send_script,
+)
+from mercurio_migrate.errors import (
+    DriftError,
+    MercurioError,
+    MigrationFailed,
+    SqlError,
+    UsageError,
+)
+from mercurio_migrate.layout import Migration, MigrationSet, SqlFile, discover
+from mercurio_migrate.sqlscript import Mode, Script, Statement, parse
+
+LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
+
+APPLIED, PENDING, DRIFTED, MISSING = "applied", "pending", "drifted", "missing"
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # lock_wait | lock_acquired | start | statement | skip | warning | done
+    message: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    version: str
+    name: str
+    state: str
+    applied_at: datetime | None
+    execution_ms: float | None
+    checksum: str
+    purpose: str
+    records_processed: int | None = None
+    drifted_files: tuple[str, ...] = ()
+    header: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["applied_at"] = self.applied_at.isoformat() if self.applied_at else None
+        data["drifted_files"] = list(self.drifted_files)
+        return data
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    version: str
+    name: str
+    file: str
+    mode: str
+    statements: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"statements": list(self.statements)}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    version: str
+    name: str
+    duration_ms: float
+    records_processed: int
+    mode: str
+    skipped_statements: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    direction: str  # up | down
+    steps: tuple[StepResult, ...]
+    plan: tuple[PlannedStep, ...]
+    dry_run: bool
+
+
+def _now_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+class Engine:
+    def __init__(self, settings: Settings, on_event: Callable[[Event], None] | None = None):
+        self.settings = settings
+        self._on_event = on_event or (lambda event: None)
+
+    # --- plumbing ---------------------------------------------------------------------------------
+    def emit(self, kind: str, message: str, **data) -> None:
+        self._on_event(Event(kind, message, data))
+
+    def database_url(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        from mercurio_migrate.embedded import local_cluster
+
+        return local_cluster().ensure_running()
+
+    def migrations(self) -> MigrationSet:
+        found = discover(self.settings.migrations_dir)
+        for warning in found.warnings:
+            self.emit("warning", str(warning), path=warning.path)
+        return found
+
+    @contextmanager
+    def session(self, *, lock: bool) -> Iterator[object]:
+        conn = connect(self.database_url())
+        try:
+            if lock:
+                self._acquire_lock(conn)
+            yield conn
+        finally:
+            try:
+                if not conn.closed:
+                    if in_failed_or_open_transaction(conn):
+                        conn.execute("ROLLBACK")
+                    if lock:
+                        conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
+            finally:
+                conn.close()
+
+    def _acquire_lock(self, conn) -> None:
+        got = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (LOCK_NAMESPACE,)).fetchone()[0]
+        if got:
+            return
+        holder = conn.execute(
+            "SELECT a.pid, a.application_name, a.state, a.query_start FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid = %s::bigint::oid AND l.objid = 0 AND l.objsubid = 2 AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+            (LOCK_NAMESPACE,),
+        ).fetchone()
+        who = f"pid {holder[0]} ({holder[1] or 'no application_name'}, {holder[2]})" if holder else "another session"
+        self.emit("lock_wait", f"waiting for the migration lock held by {who}", holder_pid=holder[0] if holder else None)
+        started = time.perf_counter()
+        conn.execute("SELECT pg_advisory_lock(%s, 0)", (LOCK_NAMESPACE,))
+        self.emit("lock_acquired", f"migration lock acquired after {time.perf_counter() - started:.1f} s")
+
+    # --- state ------------------------------------------------------------------------------------
+    def _tables_exist(self, conn) -> tuple[bool, bool]:
+        return tuple(conn.execute(history.TABLES_EXIST_SQL).fetchone())
+
+    def _ensure_tables(self, conn) -> None:
+        has_history, has_log = self._tables_exist(conn)
+        ddl = ("" if has_history else history.HISTORY_DDL) + ("" if has_log else history.MIGRATION_LOG_DDL)
+        if ddl:
+            self._run_or_raise(conn, f"BEGIN;{ddl}COMMIT;", "creating mercurio-migrate's tables")
+
+    def _run_or_raise(self, conn, sql: str, what: str) -> None:
+        results = send_script(conn, sql)
+        if results and not results[-1].ok:
+            if in_failed_or_open_transaction(conn):
+                conn.execute("ROLLBACK")
+            error = results[-1].error
+            raise MercurioError(f"{what} failed: {error.diag.message_primary or error}",
+                                hint=error.diag.message_hint)
+
+    def read_history(self, conn) -> dict[str, history.HistoryRow]:
+        if not self._tables_exist(conn)[0]:
+            return {}
+        rows = conn.execute(history.SELECT_HISTORY_SQL).fetchall()
+        return {row[0]: history.HistoryRow(*row[:5], float(row[5]), *row[6:]) for row in rows}
+
+    @staticmethod
+    def compute_states(found: MigrationSet, applied: dict[str, history.HistoryRow]) -> list[MigrationState]:
+        states: list[MigrationState] = []
+        on_disk = found.by_version()
+        for version in sorted(set(on_disk) | set(applied)):
+            migration = on_disk.get(version)
+            row = applied.get(version)
+            if migration is None:
+                states.append(MigrationState(version, row.name, MISSING, row.applied_at, row.execution_ms,
+                                             row.checksum, "", row.records_processed))
+                continue
+            if row is None:
+                states.append(MigrationState(version, migration.name, PENDING, None, None,
+                                             migration.migration.checksum, migration.purpose, header=migration.header))
+                continue
+            drifted = []
+            if row.checksum != migration.migration.checksum:
+                drifted.append("migration.sql")
+            rollback_checksum = migration.rollback.checksum if migration.rollback else None
+            if row.rollback_checksum != rollback_checksum:
+                drifted.append("rollback.sql")
+            states.append(MigrationState(version, migration.name, DRIFTED if drifted else APPLIED, row.applied_at,
+                                         row.execution_ms, migration.migration.checksum, migration.purpose,
+                                         row.records_processed, tuple(drifted), migration.header))
+        return states
+
+    def status(self) -> list[MigrationState]:
+        found = self.migrations()
+        with self.session(lock=False) as conn:
+            applied = self.read_history(conn)
+        return self.compute_states(found, applied)
+
+    def log(self, limit: int = 50) -> list[dict]:
+        with self.session(lock=False) as conn:
+            if not self._tables_exist(conn)[1]:
+                return []
+            rows = conn.execute(history.SELECT_LOG_SQL, (limit,)).fetchall()
+        return [
+            {"migration_name": r[0], "records_processed": r[1], "completed_at": r[2].isoformat() if r[2] else None,
+             "notes": r[3]}
+            for r in rows
+        ]
+
+    # --- planning ---------------------------------------------------------------------------------
+    @staticmethod
+    def _find_version(found: MigrationSet, applied: dict, target: str) -> str:
+        candidates = set(found.by_version()) | set(applied)
+        for version in candidates:
+            name = found.by_version()[version].name if version in found.by_version() else applied[version].name
+            if target in (version, f"{version}_{name}"):
+                return version
+        raise UsageError(f"unknown migration version {target!r}",
+                         hint="Use a version (YYYYMMDD_HHMMSS) or folder name that `mercurio-migrate status` lists.")
+
+    def _refuse_drift(self, states: list[MigrationState], allow_drift: bool) -> None:
+        drifted = [f"{s.version}_{s.name} ({', '.join(s.drifted_files)})" for s in states if s.state == DRIFTED]
+        if not drifted:
+            return
+        if not allow_drift:
+            raise DriftError(drifted)
+        self.emit("warning", "continuing despite drift (--allow-drift): " + ", ".join(drifted))
+
+    def _parse_all(self, files: list[tuple[Migration, SqlFile]]) -> list[Script]:
+        scripts, errors = [], []
+        for _, sql_file in files:
+            try:
+                scripts.append(parse(sql_file.text, sql_file.path))
+            except SqlError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise MercurioError("SQL syntax errors; nothing was run:\n" + "\n".join(e.message for e in errors),
+                                hint="Fix each file at the position named.")
+        for (migration, _), script in zip(files, scripts):
+            if not script.statements:
+                raise UsageError(f"{script.path}: holds no SQL statements (only comments?)",
+                                 hint="Write the migration's statements or delete the folder.")
+            self._reject_unsupported(script)
+        return scripts
+
+    @staticmethod
+    def _reject_unsupported(script: Script) -> None:
+        for statement in script.statements:
+            if statement.kind == "CopyStmt" and statement.node.is_from and statement.node.filename is None:
+                location = script.location(statement.start, statement)
+                raise UsageError(f"{location}: COPY … FROM STDIN needs data from the client, which a migration file "
+                                 "cannot carry", hint="Use INSERT … VALUES, or COPY from a server-side file.")
+
+    @staticmethod
+    def _plan_entry(migration: Migration, script: Script) -> PlannedStep:
+        return PlannedStep(migration.version, migration.name, script.path, script.mode.value,
+                           tuple(s.text for s in script.body))
+
+    def _warn_mode(self, migration: Migration, script: Script) -> None:
+        if script.mode is Mode.AUTOCOMMIT:
+            blockers = [s for s in script.statements if s.non_transactional]
+            skipped = [s for s in script.statements if s.transaction_control in ("begin", "commit")]
+            where = ", ".join(f"line {s.line}" for s in blockers[:3])
+            message = (f"{script.path}: holds statements that cannot run inside a transaction block ({where}): "
+                       "running it statement by statement in autocommit")
+            if skipped:
+                message += "; its own BEGIN/COMMIT (" + ", ".join(f"line {s.line}" for s in skipped) + ") are skipped"
+            self.emit("warning", message, version=migration.version)
+        elif script.mode is Mode.AS_WRITTEN:
+            self.emit("warning", f"{script.path}: controls its own transactions in several blocks: running it as "
+                                 "written, statement by statement; it is not atomic", version=migration.version)
+
+    # --- commands ---------------------------------------------------------------------------------
+    def up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False) -> RunResult:
+        found = self.migrations()
+        with self.session(lock=not dry_run) as conn:
+            applied = self.read_history(conn)
+            target = self._find_version(found, applied, to) if to else None
+            states = self.compute_states(found, applied)
+            self._refuse_drift(states, allow_drift)
+            pending = [m for m in found.migrations
+                       if m.version not in applied and (target is None or m.version <= target)]
+            newest_applied = max(applied) if applied else ""
+            for migration in pending:
+                if migration.version < newest_applied:
+                    self.emit("warning", f"{migration.id} is older than the newest applied migration "
+                                         f"({newest_applied}): applying it out of order", version=migration.version)
+            scripts = self._parse_all([(m, m.migration) for m in pending])
+            plan = tuple(self._plan_entry(m, s) for m, s in zip(pending, scripts))
+            if dry_run:
+                return RunResult("up", (), plan, True)
+            if pending:
+                self._ensure_tables(conn)
+            steps = []
+            for index, (migration, script) in enumerate(zip(pending, scripts), start=1):
+                self._warn_mode(migration, script)
+                self.emit("start", f"[{index}/{len(pending)}] applying {migration.id}", index=index,
+                          total=len(pending), version=migration.version, mode=script.mode.value)
+                steps.append(self._run(conn, migration, script, "up", steps))
+                self.emit("done", f"applied {migration.id} in {steps[-1].duration_ms:.1f} ms",
+                          version=migration.version)
+        return RunResult("up", tuple(steps), plan, False)
+
+    def down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
+             dry_run: bool = False, allow_drift: bool = False) -> RunResult:
+        found = self.migrations()
+        on_disk = found.by_version()
+        with self.session(lock=not dry_run) as conn:
+            applied = self.read_history(conn)
+            newest_first = sorted(applied, reverse=True)
+            if all_:
+                chosen = newest_first
+            elif to:
+                target = self._find_version(found, applied, to)
+                chosen = [v for v in newest_first if v > target]
+            else:
+                count = 1 if steps is None else steps
+                if count < 1:
+                    raise UsageError("--steps must be at least 1")
+                chosen = newest_first[:count]
+            states = {s.version: s for s in self.compute_states(found, applied)}
+            self._refuse_drift([states[v] for v in chosen], allow_drift)
+            blocked = []
+            for version in chosen:
+                migration = on_disk.get(version)
+                if migration is None:
+                    blocked.append(f"{version}_{applied[version].name}: its folder is missing from disk")
+                elif migration.rollback is None:
+                    blocked.append(f"{migration.id}: has no rollback.sql")
+            if blocked:
+                raise MercurioError("cannot roll back; nothing was run:\n  " + "\n  ".join(blocked),
+                                    hint="Write the missing rollback.sql, or stop before that migration "
+                                         "(down --to VERSION), or record it with `resolve VERSION --rolled-back`.")
+            migrations = [on_disk[v] for v in chosen]
+            scripts = self._parse_all([(m, m.rollback) for m in migrations])
+            plan = tuple(self._plan_entry(m, s) for m, s in zip(migrations, scripts))
+            if dry_run:
+                return RunResult("down", (), plan, True)
+            results = []
+            for index, (migration, script) in enumerate(zip(migrations, scripts), start=1):
+                self._warn_mode(migration, script)
+                self.emit("start", f"[{index}/{len(migrations)}] rolling back {migration.id}", index=index,
+                          total=len(migrations), version=migration.version, mode=script.mode.value)
+                results.append(self._run(conn, migration, script, "down", results))
+                self.emit("done", f"rolled back {migration.id} in {results[-1].duration_ms:.1f} ms",
+                          version=migration.version)
+        return RunResult("down", tuple(results), plan, False)
+
+    def resolve(self, version: str, *, applied: bool) -> MigrationState:
+        found = self.migrations()
+        with self.session(lock=True) as conn:
+            history_rows = self.read_history(conn)
+            version = self._find_version(found, history_rows, version)
+            migration = found.by_version().get(version)
+            self._ensure_tables(conn)
+            if applied:
+                if migration is None:
+                    raise UsageError(f"{version}: no such folder on disk; cannot mark it applied")
+                finish = self._record_sql(conn, migration, "up", 0.0, 0, "resolved",
+                                          "marked applied by mercurio-migrate resolve (not run)")
+            else:
+                if version not in history_rows:
+                    raise UsageError(f"{version} is not applied; nothing to mark rolled back")
+                name = migration.name if migration else history_rows[version].name
+                finish = (history.delete_applied_sql().format(version=literal(conn, version)) + ";"
+                          + history.insert_log_sql().format(
+                              migration_name=literal(conn, f"{version}_{name}"), records="0",
+                              notes=literal(conn, "marked rolled back by mercurio-migrate resolve (not run)")))
+            self._run_or_raise(conn, f"BEGIN;{finish};COMMIT;", f"resolving {version}")
+            states = self.compute_states(found, self.read_history(conn))
+        return next(s for s in states if s.version == version) if any(s.version == version for s in states) else \
+            MigrationState(version, "", "rolled back", None, None, "", "")
+
+    # --- execution --------------------------------------------------------------------------------
+    def _record_sql(self, conn, migration: Migration, direction: str, duration_ms: float, records: int,
+                    mode: str, note: str | None = None) -> str:
+        if direction == "up":
+            record = history.insert_applied_sql().format(
+                version=literal(conn, migration.version), name=literal(conn, migration.name),
+                checksum=literal(conn, migration.migration.checksum),
+                rollback_checksum=literal(conn, migration.rollback.checksum if migration.rollback else None),
+                execution_ms=literal(conn, duration_ms), records=literal(conn, records),
+                mode=literal(conn, mode), client_host=literal(conn, client_host()),
+                tool_version=literal(conn, __version__))
+            note = note or f"applied by mercurio-migrate {__version__} ({mode}, {duration_ms:.1f} ms)"
+        else:
+            record = history.delete_applied_sql().format(version=literal(conn, migration.version))
+            note = note or f"rolled back by mercurio-migrate {__version__} ({mode}, {duration_ms:.1f} ms)"
+        log = history.insert_log_sql().format(migration_name=literal(conn, migration.id),
+                                              records=literal(conn, records), notes=literal(conn, note))
+        return f"{record};\n{log}"
+
+    def _run(self, conn, migration: Migration, script: Script, direction: str, done: list) -> StepResult:
+        if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
+            return self._run_transactional(conn, migration, script, direction, done)
+        return self._run_statementwise(conn, migration, script, direction, done)
+
+    def _run_transactional(self, conn, migration, script, direction, done) -> StepResult:
+        body = script.body
+        prefix = f"{script.begin_statement};\n"
+        text = script.text[body[0].start:body[-1].end] if body else ""
+        started = time.perf_counter()
+        results = send_script(conn, prefix + text)
+        duration = _now_ms(started)
+        if results and not results[-1].ok:
+            conn.execute("ROLLBACK")
+            failed = body[len(results) - 2] if len(results) >= 2 else None
+            error = self._sql_error(script, failed, results[-1].error,
+                                    offset_base=(body[0].start - len(prefix)) if body else 0)
+            raise MigrationFailed(migration.version, migration.name, error,
+                                  "its transaction was rolled back: the database and the history are as before.",
+                                  completed=list(done))
+        records = sum(r.rowcount for r, s in zip(results[1:], body) if s.counts_rows)
+        finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
+        self._finish(conn, migration, script, finish + ";\nCOMMIT", done)
+        return StepResult(migration.version, migration.name, duration, records, script.mode.value)
+
+    def _finish(self, conn, migration, script, finish_sql: str, done) -> None:
+        results = send_script(conn, finish_sql + ";\nRESET ALL;\nDISCARD TEMP")
+        if results and not results[-1].ok:
+            if in_failed_or_open_transaction(conn):
+                conn.execute("ROLLBACK")
+            error = results[-1].error
+            raise MigrationFailed(
+                migration.version, migration.name,
+                MercurioError(f"recording the result failed: {error.diag.message_primary}", hint=error.diag.message_hint),
+                "the migration's own transaction was rolled back with it." if script.mode in
+                (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION) else
+                "its statements ran, but it is not recorded as applied.",
+                completed=list(done))
+
+    def _run_statementwise(self, conn, migration, script, direction, done) -> StepResult:
+        body = script.body
+        invalid_before = self._invalid_indexes(conn) if script.mode is Mode.AUTOCOMMIT else set()
+        records = skipped = 0
+        started = time.perf_counter()
+        for position, statement in enumerate(body, start=1):
+            if script.mode is Mode.AUTOCOMMIT and self._already_done(conn, statement, script):
+                skipped += 1
+                continue
+            self.emit("statement", f"  statement {position}/{len(body)} (line {statement.line}): "
+                                   f"{statement.first_line}", line=statement.line)
+            results = send_script(conn, statement.text)
+            if results and not results[-1].ok:
+                if in_failed_or_open_transaction(conn):
+                    conn.execute("ROLLBACK")
+                dropped = self._drop_new_invalid_indexes(conn, invalid_before)
+                error = self._sql_error(script, statement, results[-1].error, offset_base=statement.start)
+                note = ("statements before it ran and stay" if position > 1 else "nothing of it ran")
+                note += "; it is not recorded as applied"
+                if dropped:
+                    note += "; the INVALID index(es) it left were dropped: " + ", ".join(dropped)
+                note += ". Fix the cause and run the command again: it resumes where it stopped."
+                raise MigrationFailed(migration.version, migration.name, error, note, completed=list(done))
+            if statement.counts_rows and results:
+                records += results[-1].rowcount
+        duration = _now_ms(started)
+        finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
+        self._finish(conn, migration, script, f"BEGIN;\n{finish};\nCOMMIT", done)
+        return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
+
+    def _already_done(self, conn, statement: Statement, script: Script) -> bool:
+        """Resuming a non-transactional migration: the catalog proves which index statements already took effect."""
+        node = statement.node
+        if statement.kind == "IndexStmt" and node.idxname:
+            schema = node.relation.schemaname
+            name = f"{schema}.{node.idxname}" if schema else node.idxname
+            row = conn.execute(
+                "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (_quote_ident(name),)
+            ).fetchone()
+            if row is None:
+                return False
+            if row[0]:
+                self.emit("skip", f"  line {statement.line}: index {name} already exists and is valid (built by an "
+                                  "earlier, interrupted run): skipped", line=statement.line)
+                return True
+            self.emit("warning", f"  line {statement.line}: index {name} exists but is INVALID (an interrupted "
+                                 "build): dropping it and building it again", line=statement.line)
+            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote_ident(name)}")
+            return False
+        if statement.kind == "DropStmt" and node.concurrent and not node.missing_ok:
+            names = [".".join(part.sval for part in obj) for obj in node.objects]
+            exist = conn.execute("SELECT bool_or(to_regclass(n) IS NOT NULL) FROM unnest(%s::text[]) n",
+                                 ([_quote_ident(n) for n in names],)).fetchone()[0]
+            if not exist:
+                self.emit("skip", f"  line {statement.line}: {', '.join(names)} already dropped: skipped")
+                return True
+        return False
+
+    @staticmethod
+    def _invalid_indexes(conn) -> set[str]:
+        rows = conn.execute(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE NOT i.indisvalid AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'pg_toast'::regnamespace)"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _drop_new_invalid_indexes(self, conn, before: set[str]) -> list[str]:
+        dropped = []
+        for name in sorted(self._invalid_indexes(conn) - before):
+            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            dropped.append(name)
+        return dropped
+
+    @staticmethod
+    def _sql_error(script: Script, statement: Statement | None, error, *, offset_base: int) -> SqlError:
+        diag = error.diag
+        offset = statement.start if statement else 0
+        if diag.statement_position:
+            offset = max(0, offset_base + int(diag.statement_position) - 1)
+        location = script.location(offset, statement or script.statement_at(offset))
+        detail = diag.message_detail
+        if diag.context:
+            detail = f"{detail}\n  CONTEXT: {diag.context}" if detail else f"CONTEXT: {diag.context}"
+        return SqlError(location, diag.message_primary or str(error), detail=detail, hint=diag.message_hint,
+                        sqlstate=diag.sqlstate)
+
+
+def _quote_ident(name: str) -> str:
+    """Quote each part of a (possibly schema-qualified) identifier as parsed by pglast."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))

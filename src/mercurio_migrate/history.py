@@ -1,0 +1,93 @@
+"""The tool's state: its history table and the seed's ``migration_log``. DDL and the queries on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+HISTORY_TABLE = "public.mercurio_migrations"
+MIGRATION_LOG_TABLE = "migration_log"
+LOCK_KEY_SQL = "hashtext('mercurio-migrate:' || current_database())"
+
+HISTORY_DDL = f"""
+CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
+    version            TEXT PRIMARY KEY,
+    name               TEXT NOT NULL,
+    checksum           TEXT NOT NULL,
+    rollback_checksum  TEXT,
+    applied_at         TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
+    execution_ms       NUMERIC(14, 3) NOT NULL DEFAULT 0,
+    records_processed  BIGINT NOT NULL DEFAULT 0,
+    transaction_mode   TEXT NOT NULL,
+    applied_by         TEXT NOT NULL DEFAULT current_user,
+    client_host        TEXT,
+    tool_version       TEXT NOT NULL
+);
+COMMENT ON TABLE {HISTORY_TABLE} IS 'mercurio-migrate: one row per applied migration (do not edit by hand)';
+"""
+
+# The seed's table; defaults let its own `INSERT INTO migration_log (migration_name, records_processed,
+# completed_at[, notes])` statements run verbatim.
+MIGRATION_LOG_DDL = f"""
+CREATE TABLE IF NOT EXISTS {MIGRATION_LOG_TABLE} (
+    id                 BIGSERIAL PRIMARY KEY,
+    migration_name     VARCHAR(255) NOT NULL,
+    records_processed  BIGINT DEFAULT 0,
+    completed_at       TIMESTAMP WITH TIME ZONE DEFAULT NOW(),
+    notes              TEXT
+);
+COMMENT ON TABLE {MIGRATION_LOG_TABLE} IS 'Migration audit log: one row per applied or rolled-back migration';
+"""
+
+TABLES_EXIST_SQL = (
+    f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, to_regclass('{MIGRATION_LOG_TABLE}') IS NOT NULL"
+)
+
+SELECT_HISTORY_SQL = f"""
+SELECT version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed,
+       transaction_mode, applied_by, client_host, tool_version
+FROM {HISTORY_TABLE} ORDER BY version
+"""
+
+SELECT_LOG_SQL = f"""
+SELECT migration_name, records_processed, completed_at, notes
+FROM {MIGRATION_LOG_TABLE} ORDER BY completed_at DESC NULLS LAST LIMIT %s
+"""
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    version: str
+    name: str
+    checksum: str
+    rollback_checksum: str | None
+    applied_at: datetime
+    execution_ms: float
+    records_processed: int
+    transaction_mode: str
+    applied_by: str
+    client_host: str | None
+    tool_version: str
+
+
+def insert_applied_sql() -> str:
+    return (
+        f"INSERT INTO {HISTORY_TABLE} (version, name, checksum, rollback_checksum, execution_ms, records_processed, "
+        "transaction_mode, client_host, tool_version) VALUES ({version}, {name}, {checksum}, {rollback_checksum}, "
+        "{execution_ms}, {records}, {mode}, {client_host}, {tool_version}) "
+        "ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, "
+        "rollback_checksum = EXCLUDED.rollback_checksum, applied_at = NOW(), execution_ms = EXCLUDED.execution_ms, "
+        "records_processed = EXCLUDED.records_processed, transaction_mode = EXCLUDED.transaction_mode, "
+        "applied_by = current_user, client_host = EXCLUDED.client_host, tool_version = EXCLUDED.tool_version"
+    )
+
+
+def delete_applied_sql() -> str:
+    return f"DELETE FROM {HISTORY_TABLE} WHERE version = {{version}}"
+
+
+def insert_log_sql() -> str:
+    return (
+        f"INSERT INTO {MIGRATION_LOG_TABLE} (migration_name, records_processed, completed_at, notes) "
+        "VALUES ({migration_name}, {records}, NOW(), {notes})"
+    )

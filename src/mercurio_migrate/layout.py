@@ -1,0 +1,195 @@
+"""Migration folders on disk -> Migration records. All layout errors are collected and raised at once.
+
+A migration is a folder ``YYYYMMDD_HHMMSS_snake_case_name/`` (UTC timestamp, at most 100 characters)
+holding ``migration.sql`` (required), ``rollback.sql`` (optional) and optionally ``fixture.sql``,
+``verify.sql`` and ``plans.sql``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from mercurio_migrate.errors import LayoutError, LayoutProblem
+
+MAX_FOLDER_NAME = 100
+KNOWN_FILES = ("migration.sql", "rollback.sql", "fixture.sql", "verify.sql", "plans.sql")
+IGNORED_FILES = ("README.md", "README", "NOTES.md", ".gitkeep")
+HEADER_KEYS = ("migration", "purpose", "author", "date", "requirements", "rollback", "warning")
+
+_FOLDER = re.compile(r"^(?P<date>\d{8})_(?P<time>\d{6})_(?P<name>.+)$")
+_NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+_HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    path: Path
+    text: str
+    checksum: str
+
+    @property
+    def header(self) -> dict[str, str]:
+        return parse_header(self.text)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str  # YYYYMMDD_HHMMSS
+    name: str
+    folder: Path
+    migration: SqlFile
+    rollback: SqlFile | None
+    extras: dict[str, SqlFile] = field(default_factory=dict)  # fixture.sql, verify.sql, plans.sql
+
+    @property
+    def id(self) -> str:
+        return f"{self.version}_{self.name}"
+
+    @property
+    def header(self) -> dict[str, str]:
+        return self.migration.header
+
+    @property
+    def purpose(self) -> str:
+        return self.header.get("purpose", "")
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    directory: Path
+    migrations: tuple[Migration, ...]
+    warnings: tuple[LayoutProblem, ...]
+
+    def by_version(self) -> dict[str, Migration]:
+        return {m.version: m for m in self.migrations}
+
+
+def parse_header(text: str) -> dict[str, str]:
+    """The leading ``-- Key: value`` comment lines of a file. Repeated keys (e.g. WARNING) are joined."""
+    header: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("--"):
+            break
+        match = _HEADER_LINE.match(line)
+        if not match:
+            continue
+        key = match["key"].strip().lower()
+        if key not in HEADER_KEYS:
+            continue
+        value = match["value"]
+        header[key] = f"{header[key]}\n{value}" if key in header else value
+    return header
+
+
+def check_folder_name(folder_name: str) -> tuple[str, str] | str:
+    """(version, name) for a valid folder name, else a message saying what is wrong."""
+    if len(folder_name) > MAX_FOLDER_NAME:
+        return f"folder name is {len(folder_name)} characters long; the limit is {MAX_FOLDER_NAME}"
+    match = _FOLDER.match(folder_name)
+    if not match:
+        return "folder name must be YYYYMMDD_HHMMSS_snake_case_name (a UTC timestamp, then a lower snake_case name)"
+    stamp = f"{match['date']}_{match['time']}"
+    try:
+        datetime.strptime(stamp, "%Y%m%d_%H%M%S")
+    except ValueError:
+        return f"timestamp {stamp} is not a real date and time (expected YYYYMMDD_HHMMSS in UTC)"
+    name = match["name"]
+    if not _NAME.match(name):
+        return (
+            f"name {name!r} has bad characters: use lower snake_case "
+            "(a-z, 0-9 and single underscores, starting with a letter)"
+        )
+    return stamp, name
+
+
+def _read_sql(path: Path, problems: list[LayoutProblem]) -> SqlFile | None:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problems.append(
+            LayoutProblem(str(path), f"is not UTF-8 (invalid byte 0x{data[exc.start]:02x} at line {line}); "
+                                     "re-save the file as UTF-8")
+        )
+        return None
+    if "\x00" in text:
+        problems.append(LayoutProblem(str(path), "contains NUL bytes: it is a binary file, not SQL"))
+        return None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return SqlFile(path=path, text=text, checksum=hashlib.sha256(data).hexdigest())
+
+
+def _load_folder(folder: Path, version: str, name: str, problems: list[LayoutProblem],
+                 warnings: list[LayoutProblem]) -> Migration | None:
+    files: dict[str, SqlFile] = {}
+    ok = True
+    for entry in sorted(folder.iterdir()):
+        if entry.name in KNOWN_FILES and entry.is_file():
+            sql = _read_sql(entry, problems)
+            if sql is None:
+                ok = False
+            else:
+                files[entry.name] = sql
+        elif entry.name.startswith(".") or entry.name in IGNORED_FILES:
+            continue
+        else:
+            warnings.append(LayoutProblem(str(entry), "stray file in a migration folder (ignored)", "warning"))
+    migration = files.pop("migration.sql", None)
+    if migration is None:
+        if ok and not (folder / "migration.sql").exists():
+            problems.append(LayoutProblem(str(folder), "migration.sql is missing"))
+        return None
+    if not migration.text.strip():
+        problems.append(LayoutProblem(str(migration.path), "migration.sql is empty"))
+        return None
+    rollback = files.pop("rollback.sql", None)
+    if rollback is not None and not rollback.text.strip():
+        problems.append(LayoutProblem(str(rollback.path), "rollback.sql is empty: delete it or write the rollback"))
+        return None
+    if not ok:
+        return None
+    return Migration(version=version, name=name, folder=folder, migration=migration, rollback=rollback, extras=files)
+
+
+def discover(directory: Path | str) -> MigrationSet:
+    """Read every migration folder under ``directory``; raise LayoutError listing every fault."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise LayoutError([LayoutProblem(str(directory), "migrations directory does not exist "
+                                                         "(create it, or pass --dir / set MERCURIO_MIGRATIONS_DIR)")])
+    problems: list[LayoutProblem] = []
+    warnings: list[LayoutProblem] = []
+    migrations: list[Migration] = []
+    seen: dict[str, Path] = {}
+    for entry in sorted(directory.iterdir()):
+        if entry.name.startswith((".", "_")):
+            continue
+        if not entry.is_dir():
+            if entry.name not in IGNORED_FILES:
+                warnings.append(LayoutProblem(str(entry), "stray file in the migrations directory (ignored)", "warning"))
+            continue
+        checked = check_folder_name(entry.name)
+        if isinstance(checked, str):
+            problems.append(LayoutProblem(str(entry), checked))
+            continue
+        version, name = checked
+        if version in seen:
+            problems.append(LayoutProblem(str(entry), f"duplicate version {version}: also used by {seen[version].name}"))
+            continue
+        seen[version] = entry
+        migration = _load_folder(entry, version, name, problems, warnings)
+        if migration is not None:
+            migrations.append(migration)
+    if problems:
+        raise LayoutError(problems + warnings)
+    migrations.sort(key=lambda m: m.version)
+    return MigrationSet(directory=directory, migrations=tuple(migrations), warnings=tuple(warnings))

@@ -1,0 +1,89 @@
+"""Test session fixtures: one throwaway PostgreSQL cluster (temporary folder, Unix socket), torn down at the end.
+
+Each test that needs a database gets a fresh one (`database_url`), so tests never see each other's state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO.parent / "shared" / "seed" / "migration-examples.md"
+MIGRATIONS = REPO / "migrations"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    from mercurio_migrate.embedded import Cluster
+
+    root = Path(tempfile.mkdtemp(prefix="mercurio-test-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    cluster = Cluster(root / "cluster", durable=False, database="postgres")
+    cluster.ensure_running()
+    yield cluster
+    cluster.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(pg_cluster):
+    """A fresh, empty database on the session cluster; dropped after the test."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_cluster.url(name)
+    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db(database_url):
+    """An autocommit connection to the test's database, for asserting on its state."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+def run_cli(*args: str, database_url: str | None = None, cwd: Path | None = None, env: dict | None = None,
+            timeout: int = 120) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MERCURIO_MIGRATIONS_DIR")}
+    if database_url:
+        full_env["DATABASE_URL"] = database_url
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "mercurio_migrate", *args], capture_output=True, text=True,
+                          cwd=cwd, env=full_env, timeout=timeout)
+
+
+@pytest.fixture
+def cli(database_url, tmp_path):
+    """run_cli bound to the test's database, run from a temporary working folder."""
+
+    def runner(*args: str, **kwargs) -> subprocess.CompletedProcess:
+        kwargs.setdefault("database_url", database_url)
+        kwargs.setdefault("cwd", tmp_path)
+        return run_cli(*args, **kwargs)
+
+    return runner
+
+
+def write_migration(root: Path, folder: str, migration: str, rollback: str | None = None, **extras: str) -> Path:
+    path = root / folder
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "migration.sql").write_text(migration, encoding="utf-8")
+    if rollback is not None:
+        (path / "rollback.sql").write_text(rollback, encoding="utf-8")
+    for name, text in extras.items():
+        (path / f"{name}.sql").write_text(text, encoding="utf-8")
+    return path
