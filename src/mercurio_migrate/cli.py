@@ -47,7 +47,48 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Subcommands that live in their own modules are imported only when run (fast start-up)."""
+
+    lazy_commands = {
+        "verify": "mercurio_migrate.commands.verify:verify",
+        "drift": "mercurio_migrate.commands.verify:drift",
+        "dump": "mercurio_migrate.commands.verify:dump",
+        "lint": "mercurio_migrate.commands.lint:lint",
+        "explain": "mercurio_migrate.commands.indexes:explain",
+        "indexes": "mercurio_migrate.commands.indexes:indexes",
+        "preflight": "mercurio_migrate.commands.indexes:preflight",
+    }
+
+    def _available(self) -> dict[str, str]:
+        import importlib.util
+
+        found = {}
+        for name, target in self.lazy_commands.items():
+            module = target.split(":")[0]
+            try:
+                if importlib.util.find_spec(module) is not None:
+                    found[name] = target
+            except ModuleNotFoundError:
+                continue
+        return found
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in self.commands:
+            return self.commands[name]
+        target = self._available().get(name)
+        if target is None:
+            return None
+        import importlib
+
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--database-url", envvar="DATABASE_URL", show_envvar=True, metavar="URL",
               help="PostgreSQL to migrate (libpq URI). Default: the embedded local server in .mercurio/.")
 @click.option("--dir", "directory", envvar="MERCURIO_MIGRATIONS_DIR", show_envvar=True, metavar="PATH",
