@@ -159,7 +159,8 @@ class Engine:
     def _tables_exist(self, conn) -> tuple[bool, bool]:
         return tuple(conn.execute(history.TABLES_EXIST_SQL).fetchone())
 
-    def _ensure_tables(self, conn) -> None:
+    def ensure_tables(self, conn) -> None:
+        """Create the history table and migration_log when absent (call under the migration lock)."""
         has_history, has_log = self._tables_exist(conn)
         ddl = ("" if has_history else history.HISTORY_DDL) + ("" if has_log else history.MIGRATION_LOG_DDL)
         if ddl:
@@ -308,7 +309,7 @@ class Engine:
             if dry_run:
                 return RunResult("up", (), plan, True)
             if pending:
-                self._ensure_tables(conn)
+                self.ensure_tables(conn)
             steps = []
             for index, (migration, script) in enumerate(zip(pending, scripts), start=1):
                 self._warn_mode(migration, script)
@@ -370,7 +371,7 @@ class Engine:
             history_rows = self.read_history(conn)
             version = self._find_version(found, history_rows, version)
             migration = found.by_version().get(version)
-            self._ensure_tables(conn)
+            self.ensure_tables(conn)
             if applied:
                 if migration is None:
                     raise UsageError(f"{version}: no such folder on disk; cannot mark it applied")
