@@ -14,7 +14,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path

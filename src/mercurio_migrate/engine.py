@@ -255,7 +255,7 @@ class Engine:
         if errors:
             raise MercurioError("SQL syntax errors; nothing was run:\n" + "\n".join(e.message for e in errors),
                                 hint="Fix each file at the position named.")
-        for (migration, _), script in zip(files, scripts):
+        for script in scripts:
             if not script.statements:
                 raise UsageError(f"{script.path}: holds no SQL statements (only comments?)",
                                  hint="Write the migration's statements or delete the folder.")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from mercurio_migrate.errors import SqlError, SqlLocation
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """How a file is executed."""
 
     TOOL_TRANSACTION = "transaction"  # no transaction control in the file: the tool wraps it in one

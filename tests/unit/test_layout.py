@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import pytest
+
+from mercurio_migrate.errors import LayoutError
+from mercurio_migrate.layout import check_folder_name, discover, parse_header
+
+HEADER = """-- Migration: Create tenant and workspace tables
+-- Purpose: Establish multi-tenant foundation
+-- Author: Development Team
+-- Date: 2025-08-23
+-- Requirements: 3.1, 3.2
+
+BEGIN;
+SELECT 1;
+COMMIT;
+"""
+
+
+def make(root: Path, folder: str, files: dict[str, bytes | str]) -> Path:
+    path = root / folder
+    path.mkdir(parents=True)
+    for name, content in files.items():
+        data = content.encode() if isinstance(content, str) else content
+        (path / name).write_bytes(data)
+    return path
+
+
+def test_discovers_migrations_in_version_order_with_metadata(tmp_path):
+    make(tmp_path, "20250823_144000_second", {"migration.sql": "SELECT 2;"})
+    make(tmp_path, "20250823_143000_first", {"migration.sql": HEADER, "rollback.sql": "SELECT 0;",
+                                             "fixture.sql": "SELECT 3;"})
+    found = discover(tmp_path)
+    assert [m.id for m in found.migrations] == ["20250823_143000_first", "20250823_144000_second"]
+    first = found.migrations[0]
+    assert first.header["purpose"] == "Establish multi-tenant foundation"
+    assert first.header["requirements"] == "3.1, 3.2"
+    assert first.rollback is not None and found.migrations[1].rollback is None
+    assert set(first.extras) == {"fixture.sql"}
+    assert len(first.migration.checksum) == 64
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("20251340_250000_x", "not a real date and time"),
+        ("20250230_120000_x", "not a real date and time"),
+        ("2025082_143000_x", "must be YYYYMMDD_HHMMSS"),
+        ("20250823_143000_Bad-Name", "bad characters"),
+        ("20250823_143000_double__underscore", "bad characters"),
+        ("20250823_143000_" + "a" * 90, "limit is 100"),
+    ],
+)
+def test_bad_folder_names_are_rejected_with_the_reason(folder, expected):
+    result = check_folder_name(folder)
+    assert isinstance(result, str) and expected in result
+
+
+def test_valid_folder_name_gives_version_and_name():
+    assert check_folder_name("20250823_143000_create_tenant_tables") == ("20250823_143000", "create_tenant_tables")
+
+
+def test_every_layout_error_is_reported_at_once(tmp_path):
+    make(tmp_path, "20251340_250000_x", {"migration.sql": "SELECT 1;"})
+    make(tmp_path, "20250101_000000_no_file", {"rollback.sql": "SELECT 1;"})
+    make(tmp_path, "20250101_000001_empty", {"migration.sql": "  \n\n"})
+    make(tmp_path, "20250101_000002_dup_a", {"migration.sql": "SELECT 1;"})
+    make(tmp_path, "20250101_000002_dup_b", {"migration.sql": "SELECT 1;"})
+    make(tmp_path, "20250101_000003_Bad", {"migration.sql": "SELECT 1;"})
+    make(tmp_path, "20250101_000004_latin1", {"migration.sql": b"SELECT 'caf\xe9';\n"})
+    make(tmp_path, "20250101_000005_binary", {"migration.sql": b"\x00\x01\x02"})
+    make(tmp_path, "20250101_000006_stray", {"migration.sql": "SELECT 1;", "notes.txt": "x"})
+    with pytest.raises(LayoutError) as caught:
+        discover(tmp_path)
+    problems = caught.value.problems
+    text = "\n".join(str(p) for p in problems)
+    assert caught.value.exit_code == 2
+    assert "20251340_250000_x: timestamp 20251340_250000 is not a real date" in text
+    assert "20250101_000000_no_file: migration.sql is missing" in text
+    assert "20250101_000001_empty/migration.sql: migration.sql is empty" in text
+    assert "duplicate version 20250101_000002" in text
+    assert "20250101_000003_Bad: name 'Bad' has bad characters" in text
+    assert "20250101_000004_latin1/migration.sql: is not UTF-8 (invalid byte 0xe9 at line 1)" in text
+    assert "20250101_000005_binary/migration.sql: contains NUL bytes" in text
+    stray = [p for p in problems if p.path.endswith("notes.txt")]
+    assert stray and stray[0].severity == "warning"
+    assert sum(p.severity == "error" for p in problems) == 7
+
+
+def test_stray_file_alone_is_only_a_warning(tmp_path):
+    make(tmp_path, "20250101_000000_ok", {"migration.sql": "SELECT 1;", "draft.sql.bak": "x"})
+    found = discover(tmp_path)
+    assert len(found.migrations) == 1
+    assert [w.severity for w in found.warnings] == ["warning"]
+
+
+def test_missing_directory_is_a_layout_error(tmp_path):
+    with pytest.raises(LayoutError, match="does not exist"):
+        discover(tmp_path / "nope")
+
+
+def test_header_parsing_stops_at_first_statement_and_joins_repeated_keys():
+    text = "-- Rollback: x\n-- WARNING: loses a\n-- WARNING: loses b\n\nBEGIN;\n-- Purpose: not a header\n"
+    header = parse_header(text)
+    assert header == {"rollback": "x", "warning": "loses a\nloses b"}

@@ -1,0 +1,88 @@
+import re
+from pathlib import Path
+
+import pytest
+
+from mercurio_migrate.errors import SqlError
+from mercurio_migrate.sqlscript import Mode, line_column, parse
+
+SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "migration-examples.md"
+
+
+def seed_file(path: str) -> str:
+    blocks = dict(re.findall(r"#### File: `([^`]+)`\n```sql\n(.*?)```", SEED.read_text(), re.S))
+    return blocks[path]
+
+
+def test_semicolons_in_strings_comments_and_function_bodies_do_not_split():
+    text = (
+        "SELECT 'a;b';\n"
+        "-- a comment; with a semicolon\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END; $$;\n"
+        "/* block; comment */ SELECT E'x\\';y';\n"
+    )
+    script = parse(text, "f.sql")
+    assert [s.kind for s in script.statements] == ["SelectStmt", "CreateFunctionStmt", "SelectStmt"]
+    assert [s.line for s in script.statements] == [1, 3, 4]
+    assert script.statements[1].text.endswith("END; $$")
+    assert script.mode is Mode.TOOL_TRANSACTION
+
+
+def test_own_begin_commit_is_replaced_by_the_tools_transaction_keeping_options():
+    script = parse("BEGIN ISOLATION LEVEL SERIALIZABLE;\nCREATE TABLE t (id int);\nSAVEPOINT a;\nCOMMIT;\n")
+    assert script.mode is Mode.OWN_TRANSACTION
+    assert [s.kind for s in script.body] == ["CreateStmt", "TransactionStmt"]
+    assert script.begin_statement == "BEGIN ISOLATION LEVEL SERIALIZABLE"
+
+
+def test_seed_example_3_runs_statement_by_statement_without_its_begin_commit():
+    script = parse(seed_file("20250823_145000_add_event_system_indexes/migration.sql"))
+    assert script.mode is Mode.AUTOCOMMIT
+    assert len(script.statements) == 8
+    assert [s.kind for s in script.body] == ["IndexStmt"] * 6
+    assert all(s.non_transactional for s in script.body)
+    assert script.body[0].first_line == "CREATE INDEX CONCURRENTLY idx_event_tenant_timestamp"
+
+
+@pytest.mark.parametrize("path", [
+    "20250823_143000_create_tenant_tables/migration.sql",
+    "20250823_144000_create_identity_system/migration.sql",
+    "20250824_090000_migrate_legacy_user_data/migration.sql",
+    "20250824_100000_add_funnel_versioning/migration.sql",
+    "20250824_100000_add_funnel_versioning/rollback.sql",
+])
+def test_other_seed_files_run_as_their_own_transaction(path):
+    assert parse(seed_file(path)).mode is Mode.OWN_TRANSACTION
+
+
+@pytest.mark.parametrize("sql", [
+    "VACUUM t", "DROP INDEX CONCURRENTLY i", "REINDEX INDEX CONCURRENTLY i", "REINDEX (CONCURRENTLY) TABLE t",
+    "CREATE DATABASE x", "ALTER SYSTEM SET work_mem = '8MB'", "ALTER TABLE p DETACH PARTITION c CONCURRENTLY",
+    "CLUSTER",
+])
+def test_statements_that_cannot_run_in_a_transaction_are_detected(sql):
+    assert parse(sql).mode is Mode.AUTOCOMMIT
+
+
+@pytest.mark.parametrize("sql", ["ANALYZE t", "CREATE INDEX i ON t (a)", "CLUSTER t USING i", "DROP INDEX i"])
+def test_transaction_safe_statements_are_not_flagged(sql):
+    assert parse(sql).mode is Mode.TOOL_TRANSACTION
+
+
+def test_several_transaction_blocks_run_as_written():
+    assert parse("BEGIN; SELECT 1; COMMIT; BEGIN; SELECT 2; COMMIT;").mode is Mode.AS_WRITTEN
+    assert parse("CREATE TABLE a (); BEGIN; SELECT 2; COMMIT;").mode is Mode.AS_WRITTEN
+
+
+def test_syntax_error_names_file_line_and_column():
+    with pytest.raises(SqlError) as caught:
+        parse("SELECT 1;\n\n  SELECT * FRM t;\n", "m/migration.sql")
+    error = caught.value
+    assert (error.location.file, error.location.line, error.location.column) == ("m/migration.sql", 3, 12)
+    assert 'syntax error at or near "FRM"' in error.message
+    assert "SELECT * FRM t;" in error.message
+
+
+def test_line_column_counts_characters_not_bytes():
+    text = "SELECT 'é';\nSELECT 'ü', x;"
+    assert line_column(text, text.index("x")) == (2, 13)
