@@ -1,0 +1,28 @@
+-- Rollback: Remove PII encryption and fingerprint functions
+-- This reverses migration 20250824_080000_create_pii_functions
+
+BEGIN;
+
+DROP FUNCTION IF EXISTS decrypt_pii(TEXT);
+DROP FUNCTION IF EXISTS encrypt_pii(TEXT);
+DROP FUNCTION IF EXISTS hmac_sha256(TEXT, TEXT);
+DROP FUNCTION IF EXISTS get_hmac_key();
+DROP FUNCTION IF EXISTS pii_current_key();
+DROP FUNCTION IF EXISTS pii_subkey(TEXT, TEXT);
+DROP FUNCTION IF EXISTS pii_key_id(TEXT);
+DROP FUNCTION IF EXISTS pii_normalize(TEXT);
+
+-- Remove pgcrypto only when the migration installed it (its comment says so)
+DO $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM pg_extension e
+        WHERE e.extname = 'pgcrypto'
+          AND obj_description(e.oid, 'pg_extension') LIKE '%installed by migration 20250824_080000_create_pii_functions'
+    ) THEN
+        DROP EXTENSION pgcrypto;
+    END IF;
+END
+$$;
+
+COMMIT;
