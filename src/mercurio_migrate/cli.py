@@ -19,11 +19,12 @@ class Context:
         self.database_url = database_url
         self.directory = directory
         self.as_json = as_json
+        self.safety_overrides: dict = {}
 
     def settings(self):
         from mercurio_migrate import config
 
-        return config.resolve(self.database_url, self.directory)
+        return config.resolve(self.database_url, self.directory, **self.safety_overrides)
 
     def engine(self):
         from mercurio_migrate.engine import Engine
@@ -182,13 +183,38 @@ def _print_run(obj: Context, result) -> None:
           title=f"{verb} {len(result.steps)} migration(s)")
 
 
+def safety_options(command):
+    """Lock and timeout flags shared by `up` and `down` (defaults from env or pyproject.toml)."""
+    options = [
+        click.option("--lock-timeout", metavar="DURATION",
+                     help="Longest wait for a table lock per statement, e.g. 5s (default 5s; 0 = forever)."),
+        click.option("--statement-timeout", metavar="DURATION", help="Longest run of one statement (default 0 = none)."),
+        click.option("--lock-retries", type=click.IntRange(min=0), metavar="N",
+                     help="Retries of a migration that hit the lock timeout, with doubling backoff (default 3)."),
+        click.option("--wait-for-clear", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="When sessions would block us, wait up to SECONDS for them instead of refusing."),
+        click.option("--no-preflight", "preflight", flag_value=False, default=None,
+                     help="Skip the check for long or idle-in-transaction sessions and waiting locks."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _take_safety(obj: Context, kwargs: dict) -> None:
+    for key in ("lock_timeout", "statement_timeout", "lock_retries", "wait_for_clear", "preflight"):
+        obj.safety_overrides[key] = kwargs.pop(key, None)
+
+
 @cli.command()
 @click.option("--to", "to", metavar="VERSION", help="Apply pending migrations up to and including VERSION.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (migrations, transaction modes, statements); change nothing.")
 @click.option("--allow-drift", is_flag=True, help="Run even if applied migration files changed since they ran.")
+@safety_options
 @pass_context
-def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool) -> None:
+def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool, **safety) -> None:
     """Apply pending migrations in order."""
+    _take_safety(obj, safety)
     _print_run(obj, obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift))
 
 
@@ -198,9 +224,12 @@ def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool) -> None:
 @click.option("--all", "all_", is_flag=True, help="Roll back every applied migration.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
 @click.option("--allow-drift", is_flag=True, help="Run even if applied migration files changed since they ran.")
+@safety_options
 @pass_context
-def down(obj: Context, steps: int | None, to: str | None, all_: bool, dry_run: bool, allow_drift: bool) -> None:
+def down(obj: Context, steps: int | None, to: str | None, all_: bool, dry_run: bool, allow_drift: bool,
+         **safety) -> None:
     """Roll back applied migrations, newest first, with their rollback.sql."""
+    _take_safety(obj, safety)
     if sum(x is not None and x is not False for x in (steps, to, all_ or None)) > 1:
         raise click.UsageError("give only one of --steps, --to and --all")
     _print_run(obj, obj.engine().down(steps=steps, to=to, all_=all_, dry_run=dry_run, allow_drift=allow_drift))

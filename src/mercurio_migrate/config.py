@@ -1,14 +1,35 @@
-"""Settings from flags, environment and pyproject.toml, resolved once per command."""
+"""Settings from flags, environment and pyproject.toml, resolved once per command.
+
+Precedence: command-line flag, then environment variable, then ``[tool.mercurio-migrate]`` in the
+working folder's pyproject.toml, then the default.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mercurio_migrate.errors import UsageError
 
 DEFAULT_DIR = "migrations"
+_DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+
+
+@dataclass(frozen=True)
+class Safety:
+    """Lock and timeout behaviour of `up` and `down`."""
+
+    lock_timeout: str = "5s"  # how long one DDL statement may wait for a table lock
+    statement_timeout: str = "0"  # 0: no limit (data migrations can be long)
+    lock_retries: int = 3  # retries of a migration that hit lock_timeout
+    retry_backoff: float = 1.0  # seconds before the first retry; doubled each time
+    preflight: bool = True  # refuse to start while sessions would block us or be blocked
+    wait_for_clear: float | None = None  # instead of refusing, wait up to this many seconds
+    long_transaction_seconds: float = 60.0  # a transaction older than this blocks the pre-flight
+    allow_pooler: bool = False  # accept a connection through a (session-pooling) proxy
 
 
 @dataclass(frozen=True)
@@ -16,6 +37,7 @@ class Settings:
     database_url: str | None  # None: the embedded local cluster
     migrations_dir: Path
     project: dict = field(default_factory=dict)  # [tool.mercurio-migrate] of pyproject.toml
+    safety: Safety = field(default_factory=Safety)
 
     @property
     def embedded(self) -> bool:
@@ -38,8 +60,54 @@ def _pyproject_section(start: Path) -> dict:
     return section
 
 
+_SAFETY_SOURCES: dict[str, tuple[str, type]] = {
+    "lock_timeout": ("MERCURIO_LOCK_TIMEOUT", str),
+    "statement_timeout": ("MERCURIO_STATEMENT_TIMEOUT", str),
+    "lock_retries": ("MERCURIO_LOCK_RETRIES", int),
+    "retry_backoff": ("MERCURIO_RETRY_BACKOFF", float),
+    "preflight": ("MERCURIO_PREFLIGHT", bool),
+    "wait_for_clear": ("MERCURIO_WAIT_FOR_CLEAR", float),
+    "long_transaction_seconds": ("MERCURIO_LONG_TRANSACTION_SECONDS", float),
+    "allow_pooler": ("MERCURIO_ALLOW_POOLER", bool),
+}
+
+
+def _convert(name: str, value: Any, kind: type, source: str) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        converted = kind(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{source}: {name} = {value!r} is not a valid {kind.__name__}") from None
+    if name.endswith("_timeout") and not _DURATION.match(str(converted).strip()):
+        raise UsageError(f"{source}: {name} = {value!r} is not a PostgreSQL duration",
+                         hint="Use e.g. 5s, 500ms, 2min, or 0 for no limit.")
+    if kind in (int, float) and converted < 0:
+        raise UsageError(f"{source}: {name} must not be negative")
+    return converted
+
+
+def _safety(project: dict, overrides: dict[str, Any]) -> Safety:
+    values: dict[str, Any] = {}
+    for name, (env, kind) in _SAFETY_SOURCES.items():
+        if overrides.get(name) is not None:
+            values[name] = _convert(name, overrides[name], kind, f"--{name.replace('_', '-')}")
+        elif os.environ.get(env):
+            values[name] = _convert(name, os.environ[env], kind, env)
+        elif name in project:
+            values[name] = _convert(name, project[name], kind, "[tool.mercurio-migrate] in pyproject.toml")
+    return Safety(**values)
+
+
 def resolve(database_url: str | None = None, migrations_dir: str | Path | None = None,
-            cwd: Path | None = None) -> Settings:
+            cwd: Path | None = None, **safety_overrides: Any) -> Settings:
     cwd = cwd or Path.cwd()
     project = _pyproject_section(cwd)
     url = database_url or os.environ.get("DATABASE_URL") or None
@@ -48,4 +116,5 @@ def resolve(database_url: str | None = None, migrations_dir: str | Path | None =
     path = Path(directory)
     if not path.is_absolute():
         path = cwd / path
-    return Settings(database_url=url, migrations_dir=path, project=project)
+    return Settings(database_url=url, migrations_dir=path, project=project,
+                    safety=_safety(project, safety_overrides))

@@ -6,6 +6,7 @@ costs one round trip; each statement's result (row count, or the error) is still
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,9 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
     kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout,
                               "application_name": f"{APPLICATION_NAME} {__version__}"}
     if options:
-        kwargs["options"] = " ".join(f"-c {key}={value}" for key, value in options.items())
+        # libpq ignores PGOPTIONS once `options` is given: keep the user's settings in front of ours
+        own = " ".join(f"-c {key}={_escape_option(value)}" for key, value in options.items())
+        kwargs["options"] = " ".join(filter(None, (os.environ.get("PGOPTIONS"), _url_options(url), own)))
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.ProgrammingError as exc:  # malformed conninfo
@@ -48,6 +51,20 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
         elif "does not exist" in message and "database" in message:
             hint = "Create the database first (createdb), or point DATABASE_URL at an existing one."
         raise ConnectionFailed(f"cannot connect to {redact_url(url)}: {message}", hint=hint) from None
+
+
+def _url_options(url: str) -> str | None:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return conninfo_to_dict(url).get("options")
+    except Exception:  # noqa: BLE001 - a malformed URL is reported by connect() itself
+        return None
+
+
+def _escape_option(value: str) -> str:
+    """Backslash-escape spaces and backslashes, as libpq's `options` syntax requires."""
+    return str(value).replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 def client_host() -> str:

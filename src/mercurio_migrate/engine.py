@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from mercurio_migrate import __version__, history
+from mercurio_migrate import __version__, faults, history, locks
 from mercurio_migrate.config import Settings
 from mercurio_migrate.database import (
     client_host,
@@ -21,7 +21,9 @@ from mercurio_migrate.database import (
     send_script,
 )
 from mercurio_migrate.errors import (
+    ConnectionFailed,
     DriftError,
+    LockTimeout,
     MercurioError,
     MigrationFailed,
     SqlError,
@@ -31,6 +33,7 @@ from mercurio_migrate.layout import Migration, MigrationSet, SqlFile, discover
 from mercurio_migrate.sqlscript import Mode, Script, Statement, parse
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 
 APPLIED, PENDING, DRIFTED, MISSING = "applied", "pending", "drifted", "missing"
 
@@ -121,12 +124,18 @@ class Engine:
             self.emit("warning", str(warning), path=warning.path)
         return found
 
+    def connection_options(self) -> dict[str, str]:
+        """Session settings sent at connection start, so `RESET ALL` after each migration keeps them."""
+        safety = self.settings.safety
+        return {"lock_timeout": safety.lock_timeout, "statement_timeout": safety.statement_timeout}
+
     @contextmanager
     def session(self, *, lock: bool) -> Iterator[object]:
-        conn = connect(self.database_url())
+        conn = connect(self.database_url(), options=self.connection_options())
         try:
             if lock:
                 self._acquire_lock(conn)
+            faults.point(conn, "locked")
             yield conn
         finally:
             try:
@@ -135,11 +144,24 @@ class Engine:
                         conn.execute("ROLLBACK")
                     if lock:
                         conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
+            except Exception:  # noqa: BLE001 - the connection is gone; the server released the lock with it
+                pass
             finally:
                 conn.close()
 
     def _acquire_lock(self, conn) -> None:
-        got = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (LOCK_NAMESPACE,)).fetchone()[0]
+        got, server_port = conn.execute("SELECT pg_try_advisory_lock(%s, 0), current_setting('port')::int",
+                                        (LOCK_NAMESPACE,)).fetchone()
+        client_port = int(conn.info.port or server_port)
+        if client_port != server_port and not self.settings.safety.allow_pooler:
+            if got:
+                conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
+            raise ConnectionFailed(
+                f"connected through a proxy or connection pooler (port {client_port}; the server listens on "
+                f"{server_port}): under transaction pooling the migration lock and session settings would not "
+                "hold, so concurrent runs could collide",
+                hint="Connect straight to PostgreSQL for migrations, or, if the pooler uses session pooling, "
+                     "set MERCURIO_ALLOW_POOLER=1.")
         if got:
             return
         holder = conn.execute(
@@ -152,8 +174,33 @@ class Engine:
         who = f"pid {holder[0]} ({holder[1] or 'no application_name'}, {holder[2]})" if holder else "another session"
         self.emit("lock_wait", f"waiting for the migration lock held by {who}", holder_pid=holder[0] if holder else None)
         started = time.perf_counter()
+        # the wait for another run is not a table lock: lock_timeout must not cut it short
+        conn.execute("BEGIN")
+        conn.execute("SET LOCAL lock_timeout = 0")
         conn.execute("SELECT pg_advisory_lock(%s, 0)", (LOCK_NAMESPACE,))
+        conn.execute("COMMIT")
         self.emit("lock_acquired", f"migration lock acquired after {time.perf_counter() - started:.1f} s")
+
+    def preflight(self, conn) -> list[locks.Session]:
+        """Refuse (or wait) while other sessions would block our DDL or be blocked by it."""
+        safety = self.settings.safety
+        found = locks.blockers(conn, safety.long_transaction_seconds)
+        if not found:
+            return []
+        if safety.wait_for_clear:
+            deadline = time.monotonic() + safety.wait_for_clear
+            self.emit("lock_wait", f"waiting up to {safety.wait_for_clear:g} s for {len(found)} session(s) to "
+                                   "clear:\n  " + "\n  ".join(s.describe() for s in found))
+            while found and time.monotonic() < deadline:
+                time.sleep(0.25)
+                found = locks.blockers(conn, safety.long_transaction_seconds)
+            if not found:
+                return []
+        raise LockTimeout(
+            f"{len(found)} session(s) would block the migration or be blocked by it:\n  "
+            + "\n  ".join(s.describe() for s in found),
+            hint="Let them finish or end them (SELECT pg_terminate_backend(pid)), wait with --wait-for-clear SECONDS, "
+                 "or skip this check with --no-preflight.")
 
     # --- state ------------------------------------------------------------------------------------
     def _tables_exist(self, conn) -> tuple[bool, bool]:
@@ -309,6 +356,8 @@ class Engine:
             if dry_run:
                 return RunResult("up", (), plan, True)
             if pending:
+                if self.settings.safety.preflight:
+                    self.preflight(conn)
                 self.ensure_tables(conn)
             steps = []
             for index, (migration, script) in enumerate(zip(pending, scripts), start=1):
@@ -355,6 +404,8 @@ class Engine:
             plan = tuple(self._plan_entry(m, s) for m, s in zip(migrations, scripts))
             if dry_run:
                 return RunResult("down", (), plan, True)
+            if migrations and self.settings.safety.preflight:
+                self.preflight(conn)
             results = []
             for index, (migration, script) in enumerate(zip(migrations, scripts), start=1):
                 self._warn_mode(migration, script)
@@ -410,31 +461,76 @@ class Engine:
         return f"{record};\n{log}"
 
     def _run(self, conn, migration: Migration, script: Script, direction: str, done: list) -> StepResult:
-        if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
-            return self._run_transactional(conn, migration, script, direction, done)
-        return self._run_statementwise(conn, migration, script, direction, done)
+        """Run one file; on a lock timeout, retry the whole migration with backoff, then name the blocker."""
+        safety = self.settings.safety
+        attempt = 0
+        while True:
+            try:
+                if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
+                    return self._run_transactional(conn, migration, script, direction)
+                return self._run_statementwise(conn, migration, script, direction)
+            except _StatementFailed as failure:
+                error = failure.error
+                if error.sqlstate != LOCK_NOT_AVAILABLE:
+                    raise MigrationFailed(migration.version, migration.name,
+                                          self._sql_error(script, failure.statement, error, failure.offset_base),
+                                          failure.state_note, completed=list(done)) from None
+                names = locks.relations(failure.statement.node) if failure.statement else []
+                blocking = locks.holders(conn, names)
+                who = "; ".join(b.describe() for b in blocking) or "a session that has since released it"
+                where = script.location(failure.statement.start, failure.statement) if failure.statement else script.path
+                if attempt >= safety.lock_retries:
+                    raise MigrationFailed(
+                        migration.version, migration.name,
+                        LockTimeout(f"{where}: lock_timeout ({safety.lock_timeout}) expired "
+                                    f"{attempt + 1} time(s) waiting for a lock on {', '.join(names) or 'a table'}; "
+                                    f"blocked by {who}",
+                                    hint="End or wait for the blocking session, or raise --lock-timeout / "
+                                         "--lock-retries."),
+                        failure.state_note, completed=list(done)) from None
+                delay = safety.retry_backoff * (2 ** attempt)
+                attempt += 1
+                self.emit("warning", f"{where}: lock_timeout ({safety.lock_timeout}) expired waiting for "
+                                     f"{', '.join(names) or 'a lock'} (blocked by {who}); retry {attempt} of "
+                                     f"{safety.lock_retries} in {delay:g} s", version=migration.version)
+                time.sleep(delay)
 
-    def _run_transactional(self, conn, migration, script, direction, done) -> StepResult:
+    def _run_transactional(self, conn, migration: Migration, script: Script, direction: str) -> StepResult:
         body = script.body
         prefix = f"{script.begin_statement};\n"
-        text = script.text[body[0].start:body[-1].end] if body else ""
         started = time.perf_counter()
-        results = send_script(conn, prefix + text)
+        if faults.ACTIVE:
+            results = self._send_one_by_one(conn, prefix, body, migration)
+        else:
+            text = script.text[body[0].start:body[-1].end] if body else ""
+            results = send_script(conn, prefix + text)
         duration = _now_ms(started)
         if results and not results[-1].ok:
             conn.execute("ROLLBACK")
             failed = body[len(results) - 2] if len(results) >= 2 else None
-            error = self._sql_error(script, failed, results[-1].error,
-                                    offset_base=(body[0].start - len(prefix)) if body else 0)
-            raise MigrationFailed(migration.version, migration.name, error,
-                                  "its transaction was rolled back: the database and the history are as before.",
-                                  completed=list(done))
+            offset_base = (body[0].start - len(prefix)) if body and not faults.ACTIVE else (
+                failed.start if failed else 0)
+            raise _StatementFailed(failed, results[-1].error, offset_base,
+                                   "its transaction was rolled back: the database and the history are as before.")
         records = sum(r.rowcount for r, s in zip(results[1:], body) if s.counts_rows)
         finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
-        self._finish(conn, migration, script, finish + ";\nCOMMIT", done)
+        faults.point(conn, f"{migration.version}:before-commit")
+        self._finish(conn, migration, script, finish + ";\nCOMMIT")
+        faults.point(conn, f"{migration.version}:committed")
         return StepResult(migration.version, migration.name, duration, records, script.mode.value)
 
-    def _finish(self, conn, migration, script, finish_sql: str, done) -> None:
+    def _send_one_by_one(self, conn, prefix: str, body, migration: Migration) -> list:
+        """Fault-injection mode only: every statement boundary becomes a point where the process can die."""
+        results = send_script(conn, prefix.rstrip().rstrip(";"))
+        faults.point(conn, f"{migration.version}:begun")
+        for statement in body:
+            if not results[-1].ok:
+                break
+            results += send_script(conn, statement.text)
+            faults.point(conn, f"{migration.version}:after-line-{statement.line}")
+        return results
+
+    def _finish(self, conn, migration, script, finish_sql: str) -> None:
         results = send_script(conn, finish_sql + ";\nRESET ALL;\nDISCARD TEMP")
         if results and not results[-1].ok:
             if in_failed_or_open_transaction(conn):
@@ -445,10 +541,9 @@ class Engine:
                 MercurioError(f"recording the result failed: {error.diag.message_primary}", hint=error.diag.message_hint),
                 "the migration's own transaction was rolled back with it." if script.mode in
                 (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION) else
-                "its statements ran, but it is not recorded as applied.",
-                completed=list(done))
+                "its statements ran, but it is not recorded as applied.")
 
-    def _run_statementwise(self, conn, migration, script, direction, done) -> StepResult:
+    def _run_statementwise(self, conn, migration: Migration, script: Script, direction: str) -> StepResult:
         body = script.body
         invalid_before = self._invalid_indexes(conn) if script.mode is Mode.AUTOCOMMIT else set()
         records = skipped = 0
@@ -464,18 +559,19 @@ class Engine:
                 if in_failed_or_open_transaction(conn):
                     conn.execute("ROLLBACK")
                 dropped = self._drop_new_invalid_indexes(conn, invalid_before)
-                error = self._sql_error(script, statement, results[-1].error, offset_base=statement.start)
                 note = ("statements before it ran and stay" if position > 1 else "nothing of it ran")
                 note += "; it is not recorded as applied"
                 if dropped:
                     note += "; the INVALID index(es) it left were dropped: " + ", ".join(dropped)
                 note += ". Fix the cause and run the command again: it resumes where it stopped."
-                raise MigrationFailed(migration.version, migration.name, error, note, completed=list(done))
+                raise _StatementFailed(statement, results[-1].error, statement.start, note)
+            faults.point(conn, f"{migration.version}:after-line-{statement.line}")
             if statement.counts_rows and results:
                 records += results[-1].rowcount
         duration = _now_ms(started)
         finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
-        self._finish(conn, migration, script, f"BEGIN;\n{finish};\nCOMMIT", done)
+        self._finish(conn, migration, script, f"BEGIN;\n{finish};\nCOMMIT")
+        faults.point(conn, f"{migration.version}:committed")
         return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
 
     def _already_done(self, conn, statement: Statement, script: Script) -> bool:
@@ -522,7 +618,7 @@ class Engine:
         return dropped
 
     @staticmethod
-    def _sql_error(script: Script, statement: Statement | None, error, *, offset_base: int) -> SqlError:
+    def _sql_error(script: Script, statement: Statement | None, error, offset_base: int) -> SqlError:
         diag = error.diag
         offset = statement.start if statement else 0
         if diag.statement_position:
@@ -533,6 +629,17 @@ class Engine:
             detail = f"{detail}\n  CONTEXT: {diag.context}" if detail else f"CONTEXT: {diag.context}"
         return SqlError(location, diag.message_primary or str(error), detail=detail, hint=diag.message_hint,
                         sqlstate=diag.sqlstate)
+
+
+class _StatementFailed(Exception):
+    """Internal: a statement failed; `_run` decides between retrying and reporting."""
+
+    def __init__(self, statement: Statement | None, error, offset_base: int, state_note: str):
+        super().__init__(str(error))
+        self.statement = statement
+        self.error = error
+        self.offset_base = offset_base
+        self.state_note = state_note
 
 
 def _quote_ident(name: str) -> str:
