@@ -1,0 +1,79 @@
+"""1. Apply all: N synthetic migrations on a fresh database, each tool against the single-session psql floor.
+
+Each pair is (floor on a fresh database, contender on another fresh database), back to back; the ratio is
+the median of the per-pair ratios.
+"""
+
+from __future__ import annotations
+
+from benchmarks.common import Context, Section, Table, Target, fmt_ratio, fmt_s, median, ratios
+
+NAME = "apply_all"
+TITLE = "Apply all"
+CONTENDERS = ("mercurio-migrate", "dbmate", "yoyo", "sqitch", "psql-per-file")
+SLOW = ("sqitch", "psql-per-file")  # ~60-100 ms a migration: fewer pairs keep the whole run under 15 minutes
+TARGETS = {200: 1.25, 1000: 1.15}
+
+
+def plan(ctx: Context) -> list[tuple[int, int, int]]:
+    """(N, pairs for fast contenders, pairs for slow ones)."""
+    return [(5, 2, 1)] if ctx.quick else [(200, 5, 2), (1000, 3, 1)]
+
+
+def run(ctx: Context) -> Section:
+    section = Section(NAME, TITLE)
+    section.notes.append(
+        "Synthetic migrations in the guidelines' shape (a multi-tenant table with BIGSERIAL key, tenant_id, JSONB, "
+        "TIMESTAMPTZ, one index, one comment, BEGIN/COMMIT, with rollback). Floor: one psql session over all "
+        "files concatenated (records no history). dbmate and yoyo get the same statements without BEGIN/COMMIT "
+        "(each wraps a migration in its own transaction); sqitch runs the files as written through psql.")
+    for n, fast_pairs, slow_pairs in plan(ctx):
+        files = ctx.migration_set(n)
+        table = Table(f"N = {n}", ["contender", "pairs", "median", "per migration", "floor median",
+                                   "ratio to floor (min–max)"])
+        floors: list[float] = []
+        results: dict[str, list[tuple[float, float]]] = {}
+        for tool in CONTENDERS:
+            reason = ctx.tool_available(tool)
+            if reason:
+                table.rows.append([tool, "0", reason, "", "", ""])
+                continue
+            pairs = []
+            for _ in range(slow_pairs if tool in SLOW else fast_pairs):
+                floor_db = ctx.server.create_db("f")
+                floor = ctx.floor_apply(files, floor_db)
+                ctx.server.drop_db(floor_db)
+                db = ctx.server.create_db("c")
+                seconds = ctx.run_tool(tool, "apply", files, db)
+                if ctx.count_tables(db) != n:
+                    raise AssertionError(f"{tool} applied {ctx.count_tables(db)} of {n} migrations")
+                if tool == "psql-per-file":
+                    ctx.server.drop_db(db)
+                else:
+                    ctx.keep_applied(tool, n, db)
+                pairs.append((floor, seconds))
+                floors.append(floor)
+            results[tool] = pairs
+            contender = [c for _, c in pairs]
+            label = {"mercurio-migrate": "mercurio-migrate up", "dbmate": "dbmate migrate",
+                     "yoyo": "yoyo apply", "sqitch": "sqitch deploy",
+                     "psql-per-file": "psql -f, one process per file"}[tool]
+            table.rows.append([label, str(len(pairs)), fmt_s(median(contender)),
+                               f"{median(contender) / n * 1000:.2f} ms", fmt_s(median([f for f, _ in pairs])),
+                               fmt_ratio(ratios(pairs))])
+        table.rows.insert(0, ["psql, one session (floor)", str(len(floors)), fmt_s(median(floors)),
+                              f"{median(floors) / n * 1000:.2f} ms", "", "1.00×"])
+        section.tables.append(table)
+        ours = ratios(results.get("mercurio-migrate", []))
+        if n in TARGETS and ours:
+            section.targets.append(Target(f"apply all, N = {n}", f"≤ {TARGETS[n]:.2f}× the psql floor",
+                                          f"{median(ours):.2f}×", median(ours) <= TARGETS[n]))
+            # compared through each one's pair-by-pair ratio to the floor, not through absolute times
+            slower = [tool for tool in ("dbmate", "yoyo", "sqitch") if results.get(tool)
+                      and median(ratios(results[tool])) <= median(ours)]
+            measured = [tool for tool in ("dbmate", "yoyo", "sqitch") if results.get(tool)]
+            section.targets.append(Target(
+                f"apply all, N = {n}: faster than every peer", "faster than " + ", ".join(measured),
+                "slower than " + ", ".join(slower) if slower else "faster than all " + str(len(measured)),
+                not slower if measured else None))
+    return section
