@@ -1,0 +1,643 @@
+"""Round-trip verification, drift and schema dumps, each on a scratch database. Returns reports; prints nothing.
+
+The scratch database is created on the target's server (or the embedded one) as
+``mercurio_verify_<random>`` and dropped afterwards, so the target itself is never written to and two
+runs cannot see each other. For every migration: S0 -> apply -> S1 -> roll back -> must equal S0 ->
+apply again -> must equal S1; at the end everything is rolled back and compared with the start.
+
+With ``data=True`` each migration's ``fixture.sql`` runs after it, and every row that existed before
+the rollback of a table that exists before and after must survive it (over the columns present both
+times). Rows are stashed, cast to text, in a schema of the scratch database that snapshots leave out;
+the round trip then runs on a copy of the scratch database, so the rows of tables a rollback drops
+stay in place for the fixtures of later migrations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from mercurio_migrate import snapshot
+from mercurio_migrate.config import Settings
+from mercurio_migrate.database import connect, in_failed_or_open_transaction, send_script
+from mercurio_migrate.engine import Engine, Event
+from mercurio_migrate.errors import ConnectionFailed, MercurioError, MigrationFailed, UsageError
+from mercurio_migrate.layout import Migration, SqlFile, discover
+from mercurio_migrate.redact import redact_url
+from mercurio_migrate.snapshot import Difference, Snapshot
+from mercurio_migrate.sqlscript import Mode, Script, parse
+
+SCRATCH_PREFIX = "mercurio_verify_"
+STASH_SCHEMA = "mercurio_verify_stash"
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+ERROR, WARNING, NOTE, EXPECTED = "error", "warning", "note", "expected"
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # error | warning | note | expected (a loss the rollback's -- WARNING: line declares)
+    phase: str  # apply | fixture | rollback | data | reapply | reversible | final
+    message: str
+    migration: str | None = None
+    difference: Difference | None = None
+    details: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        data = {"severity": self.severity, "phase": self.phase, "message": self.message, "migration": self.migration}
+        if self.difference is not None:
+            data["difference"] = self.difference.as_dict()
+        if self.details:
+            data["details"] = self.details
+        return data
+
+
+@dataclass
+class MigrationCheck:
+    id: str
+    version: str
+    name: str
+    reversible: bool
+    findings: list[Finding] = field(default_factory=list)
+    checked: bool = False  # the round trip ran to the end
+
+    @property
+    def status(self) -> str:
+        if any(f.severity == ERROR for f in self.findings):
+            return "failed"
+        if not self.checked:
+            return "not checked"
+        return "ok" if self.reversible else "not reversible"
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "version": self.version, "name": self.name, "status": self.status,
+                "reversible": self.reversible, "findings": [f.as_dict() for f in self.findings]}
+
+
+@dataclass
+class VerifyReport:
+    migrations: list[MigrationCheck]
+    final: list[Finding]
+    reached_start: bool  # the final rollback went back to the empty start and was compared with it
+    data: bool
+    strict: bool
+    scratch_database: str
+    scratch_url: str  # redacted
+    kept: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for m in self.migrations for f in m.findings] + self.final
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == ERROR for f in self.findings)
+
+    def as_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "data": self.data,
+            "strict": self.strict,
+            "migrations": [m.as_dict() for m in self.migrations],
+            "final": {"reached_start": self.reached_start, "findings": [f.as_dict() for f in self.final]},
+            "errors": sum(f.severity == ERROR for f in self.findings),
+            "warnings": [*self.warnings, *(f.message for f in self.findings if f.severity == WARNING)],
+            "scratch_database": {"name": self.scratch_database, "kept": self.kept,
+                                 "url": self.scratch_url if self.kept else None},
+        }
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    target: str  # redacted URL
+    applied: list[str]
+    differences: list[Difference]
+    warnings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not snapshot.differences(self.differences)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "target": self.target, "applied": self.applied,
+                "differences": [d.as_dict() for d in self.differences], "warnings": self.warnings}
+
+
+# --- the scratch database ---------------------------------------------------------------------------
+class Scratch:
+    """A scratch database on the target's server, reached through a maintenance connection."""
+
+    def __init__(self, target_url: str, options: dict[str, str]):
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        self.target_url = target_url
+        self.options = options
+        self._make = make_conninfo
+        self.target_database = conninfo_to_dict(target_url).get("dbname")
+        self.name = SCRATCH_PREFIX + secrets.token_hex(6)
+        self.maintenance = self._maintenance_connection()
+        self.created: list[str] = []
+
+    def url(self, database: str | None = None) -> str:
+        return self._make(self.target_url, dbname=database or self.name)
+
+    def _maintenance_connection(self):
+        failure: ConnectionFailed | None = None
+        for database in MAINTENANCE_DATABASES:
+            try:
+                return connect(self.url(database))
+            except ConnectionFailed as exc:
+                failure = failure or exc
+        raise ConnectionFailed(
+            f"cannot reach the server of {redact_url(self.target_url)} to create a scratch database: {failure.message}",
+            hint="verify, drift and dump need a connection to the `postgres` maintenance database of the same server.")
+
+    def create(self, name: str | None = None, *, template: str | None = None) -> str:
+        import psycopg
+
+        name = name or self.name
+        quoted = _ident(name)
+        if template:
+            statement = f"CREATE DATABASE {quoted} TEMPLATE {_ident(template)}"
+        else:
+            statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
+        try:
+            self.maintenance.execute(statement)
+        except psycopg.errors.InsufficientPrivilege:
+            raise MercurioError(
+                f"cannot create the scratch database {name} on {redact_url(self.url('postgres'))}: permission denied",
+                hint="The role needs CREATEDB (ALTER ROLE … CREATEDB), or run against the embedded server by "
+                     "leaving DATABASE_URL unset.") from None
+        self.created.append(name)
+        return self.url(name)
+
+    def _locale_clause(self) -> str:
+        """The target's encoding and collation, so deparsed text and sorting match it."""
+        if not self.target_database:
+            return ""
+        row = self.maintenance.execute(
+            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = %s",
+            (self.target_database,)).fetchone()
+        if row is None:
+            return ""
+        encoding, collate, ctype = (str(v).replace("'", "''") for v in row)
+        return f" ENCODING '{encoding}' LC_COLLATE '{collate}' LC_CTYPE '{ctype}'"
+
+    def drop(self, name: str) -> None:
+        self.maintenance.execute(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+        if name in self.created:
+            self.created.remove(name)
+
+    def close(self, *, keep: bool) -> None:
+        try:
+            for name in list(self.created):
+                if not (keep and name == self.name):
+                    self.drop(name)
+        finally:
+            self.maintenance.close()
+
+    def connect(self, name: str | None = None):
+        return connect(self.url(name), options=self.options)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextmanager
+def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]:
+    scratch = Scratch(engine.database_url(), engine.connection_options())
+    try:
+        scratch.create()
+        yield scratch
+    finally:
+        scratch.close(keep=keep)
+
+
+def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event], None]) -> Engine:
+    settings: Settings = dataclasses.replace(engine.settings, database_url=scratch.url())
+    return Engine(settings, on_event=on_event)
+
+
+# --- driving the engine -----------------------------------------------------------------------------
+class _Runner:
+    """Runs single migration files on a given connection through the engine, collecting its warnings."""
+
+    def __init__(self, engine: Engine, scratch: Scratch):
+        self.warnings: list[str] = []
+        self.engine = _scratch_engine(engine, scratch, self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind == "warning" and event.message not in self.warnings:
+            self.warnings.append(event.message)
+
+    def parse(self, migrations: list[Migration]) -> tuple[dict[str, Script], dict[str, Script]]:
+        """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early."""
+        pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
+        scripts = self.engine._parse_all(pairs)
+        up = {m.version: s for m, s in zip(migrations, scripts)}
+        down = {m.version: s for (m, _), s in zip(pairs[len(migrations):], scripts[len(migrations):])}
+        return up, down
+
+    def run(self, conn, migration: Migration, script: Script, direction: str) -> MigrationFailed | None:
+        # Engine._run is the one-migration step that up() and down() use; it records history and
+        # migration_log exactly as they do. (Engine.run_one, once public, is the same call.)
+        try:
+            self.engine._run(conn, migration, script, direction, [])
+        except MigrationFailed as failure:
+            return failure
+        return None
+
+
+def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration]:
+    if to is None:
+        return list(migrations)
+    for index, migration in enumerate(migrations):
+        if to in (migration.version, migration.id):
+            return list(migrations[: index + 1])
+    raise UsageError(f"unknown migration version {to!r}",
+                     hint="Use a version (YYYYMMDD_HHMMSS) or folder name from the migrations folder.")
+
+
+def _take(conn) -> Snapshot:
+    return snapshot.take(conn, exclude_schemas=(STASH_SCHEMA,))
+
+
+# --- verify -----------------------------------------------------------------------------------------
+def verify(engine: Engine, *, to: str | None = None, data: bool = False, strict: bool = False,
+           keep: bool = False) -> VerifyReport:
+    found = discover(engine.settings.migrations_dir)
+    migrations = _select(found.migrations, to)
+    with scratch_database(engine, keep=keep) as scratch:
+        runner = _Runner(engine, scratch)
+        up, down = runner.parse(migrations)
+        report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
+                              [str(w) for w in found.warnings])
+        _Verification(runner, scratch, report, up, down).run(migrations)
+        report.warnings.extend(runner.warnings)
+    return report
+
+
+class _Verification:
+    def __init__(self, runner: _Runner, scratch: Scratch, report: VerifyReport, up: dict, down: dict):
+        self.runner, self.scratch, self.report = runner, scratch, report
+        self.up, self.down = up, down
+        self.conn = None
+        self.before: dict[str, Snapshot] = {}  # S0 of each migration, for the final rollback
+
+    def run(self, migrations: list[Migration]) -> None:
+        self.conn = self.scratch.connect()
+        try:
+            self.runner.engine.ensure_tables(self.conn)
+            if self.report.data:
+                self.conn.execute(f"CREATE SCHEMA {STASH_SCHEMA}")
+            state = _take(self.conn)
+            applied: list[Migration] = []
+            for migration in migrations:
+                check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
+                self.report.migrations.append(check)
+                self.before[migration.version] = state
+                state = self._check(migration, check, state)
+                if state is None:
+                    break
+                applied.append(migration)
+            self._final(applied)
+        finally:
+            self.conn.close()
+
+    # one migration ------------------------------------------------------------------------------------
+    def _check(self, migration: Migration, check: MigrationCheck, s0: Snapshot) -> Snapshot | None:
+        """Apply, and round-trip when reversible; the snapshot to continue from, or None to stop."""
+        data = self.report.data
+        if data:
+            self._stash("p0", s0)
+        failure = self.runner.run(self.conn, migration, self.up[migration.version], "up")
+        if failure:
+            check.findings.append(Finding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
+                                          migration.id))
+            return None
+        s1 = _take(self.conn)
+        fixture = migration.extras.get("fixture.sql") if data else None
+        if migration.rollback is None:
+            severity = ERROR if self.report.strict else WARNING
+            check.findings.append(Finding(severity, "reversible", f"{migration.id} is not reversible: it has no "
+                                          "rollback.sql", migration.id))
+            if fixture and not self._fixture(migration, check, fixture):
+                return None
+            check.checked = True
+            self._clear_stash()
+            return s1
+        if fixture:
+            self._stash("pm", s1)
+            if not self._fixture(migration, check, fixture):
+                return None
+            self._stash("p1", s1)
+        if data:
+            result = self._round_trip_on_copy(migration, check, s0, s1, has_fixture=bool(fixture))
+            self._clear_stash()
+            return s1 if result else None
+        return self._round_trip(self.conn, migration, check, s0, s1, has_fixture=False)
+
+    def _round_trip_on_copy(self, migration, check, s0, s1, *, has_fixture: bool) -> Snapshot | None:
+        # CREATE DATABASE … TEMPLATE needs the template to have no sessions.
+        self.conn.close()
+        copy = f"{self.scratch.name}_rt"
+        try:
+            self.scratch.create(copy, template=self.scratch.name)
+            conn = self.scratch.connect(copy)
+            try:
+                return self._round_trip(conn, migration, check, s0, s1, has_fixture=has_fixture)
+            finally:
+                conn.close()
+        finally:
+            self.scratch.drop(copy)
+            self.conn = self.scratch.connect()
+
+    def _round_trip(self, conn, migration, check, s0, s1, *, has_fixture: bool) -> Snapshot | None:
+        failure = self.runner.run(conn, migration, self.down[migration.version], "down")
+        if failure:
+            check.findings.append(Finding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
+                                          migration.id))
+            return None
+        rolled_back = _take(conn)
+        check.findings.extend(_rollback_findings(migration, s0, rolled_back, "rollback"))
+        if self.report.data:
+            check.findings.extend(_data_findings(conn, migration, s0, s1, rolled_back, has_fixture))
+        failure = self.runner.run(conn, migration, self.up[migration.version], "up")
+        if failure:
+            check.findings.append(Finding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
+                                          f"{failure.message}", migration.id))
+            return None
+        reapplied = _take(conn)
+        check.findings.extend(_reapply_findings(migration, s1, reapplied))
+        check.checked = True
+        return reapplied
+
+    def _fixture(self, migration: Migration, check: MigrationCheck, fixture: SqlFile) -> bool:
+        error = run_fixture(self.conn, fixture)
+        if error:
+            check.findings.append(Finding(ERROR, "fixture", f"fixture.sql of {migration.id} failed: {error}",
+                                          migration.id))
+        return error is None
+
+    # row stashes --------------------------------------------------------------------------------------
+    def _stash(self, tag: str, snap: Snapshot) -> None:
+        statements = []
+        for index, table in enumerate(_data_tables(snap)):
+            columns = table.get("column order") or ()
+            select = ", ".join(f"{c}::text AS {c}" for c in columns)
+            statements.append(f"CREATE TABLE {STASH_SCHEMA}.{tag}_{index} AS SELECT {select} FROM {table.sql_name}")
+        if statements:
+            _send_or_raise(self.conn, "BEGIN;\n" + ";\n".join(statements) + ";\nCOMMIT", "stashing rows for --data")
+
+    def _clear_stash(self) -> None:
+        if self.report.data:
+            _send_or_raise(self.conn, f"DROP SCHEMA {STASH_SCHEMA} CASCADE; CREATE SCHEMA {STASH_SCHEMA}",
+                           "clearing the row stash")
+
+    # the final rollback ---------------------------------------------------------------------------------
+    def _final(self, applied: list[Migration]) -> None:
+        reported = {(f.migration, f.difference.key, f.difference.change)
+                    for f in self.report.findings if f.difference is not None}
+        for migration in reversed(applied):
+            if migration.rollback is None:
+                self.report.final.append(Finding(
+                    WARNING, "final", f"the final rollback stops at {migration.id} (no rollback.sql): the return to "
+                    "the empty start was not checked", migration.id))
+                return
+            failure = self.runner.run(self.conn, migration, self.down[migration.version], "down")
+            if failure:
+                self.report.final.append(Finding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
+                                                 f"back) failed: {failure.message}", migration.id))
+                return
+            rolled_back = _take(self.conn)
+            for finding in _rollback_findings(migration, self.before[migration.version], rolled_back, "final"):
+                if (migration.id, finding.difference.key, finding.difference.change) not in reported:
+                    self.report.final.append(finding)
+        self.report.reached_start = len(applied) == len(self.report.migrations)
+
+
+def _send_or_raise(conn, sql: str, what: str) -> None:
+    results = send_script(conn, sql)
+    if results and not results[-1].ok:
+        if in_failed_or_open_transaction(conn):
+            conn.execute("ROLLBACK")
+        raise MercurioError(f"{what} failed: {results[-1].error.diag.message_primary}")
+
+
+def run_fixture(conn, fixture: SqlFile) -> str | None:
+    """Run a fixture.sql in one transaction (or as written, if it manages its own); the error text, or None."""
+    script = parse(fixture.text, fixture.path)
+    body = script.body
+    if not body:
+        return None
+    if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
+        prefix = f"{script.begin_statement};\n"
+        results = send_script(conn, prefix + script.text[body[0].start:body[-1].end] + ";\nCOMMIT")
+        failed = body[len(results) - 2] if results and not results[-1].ok and 2 <= len(results) <= len(body) + 1 \
+            else None
+    else:
+        results, failed = [], None
+        for statement in body:
+            results = send_script(conn, statement.text)
+            if results and not results[-1].ok:
+                failed = statement
+                break
+    if not results or results[-1].ok:
+        return None
+    if in_failed_or_open_transaction(conn):
+        conn.execute("ROLLBACK")
+    where = f"{script.path}:{failed.line}" if failed else script.path
+    return f"{where}: {results[-1].error.diag.message_primary}"
+
+
+# --- findings -----------------------------------------------------------------------------------------
+def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, phase: str) -> list[Finding]:
+    how = f"rollback of {migration.id}" + (" (rolling everything back)" if phase == "final" else "")
+    out = []
+    for d in snapshot.diff(before, after):
+        if d.severity == "note":
+            text = f"{d.kind} {d.name}: {d.change} after {how} (PostgreSQL cannot restore column order)"
+            out.append(Finding(NOTE, phase, text, migration.id, d))
+            continue
+        if d.status == "added":
+            text = f"{d.kind} {d.name} left behind by {how}"
+        elif d.status == "removed":
+            text = f"{d.kind} {d.name} missing after {how} (it existed before the migration)"
+        else:
+            text = f"{d.kind} {d.name} not restored by {how}: {d.change}"
+        out.append(Finding(ERROR, phase, text, migration.id, d))
+    return out
+
+
+def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) -> list[Finding]:
+    when = f"when {migration.id} is re-applied after its rollback"
+    out = []
+    for d in snapshot.diff(first, again):
+        if d.severity == "note":
+            out.append(Finding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}", migration.id, d))
+        elif d.status == "added":
+            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} appears only {when}", migration.id, d))
+        elif d.status == "removed":
+            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} is missing {when}", migration.id, d))
+        else:
+            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}", migration.id, d))
+    return out
+
+
+def _data_tables(snap: Snapshot) -> list[snapshot.SchemaObject]:
+    """Tables holding rows of their own (a partitioned parent's rows are its partitions')."""
+    return [t for t in snap.of_kind("table") if not t.get("partitioned by")]
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _checksum(select: str) -> str:
+    return f"(SELECT md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) FROM ({select}) s(r))"
+
+
+def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after: Snapshot,
+                   has_fixture: bool) -> list[Finding]:
+    """Rows of tables that exist before and after the rollback that it did not keep."""
+    warning = (migration.rollback.header.get("warning") if migration.rollback else None) or ""
+    severity = EXPECTED if warning else ERROR
+    after_tables = {t.name: t for t in _data_tables(after)}
+    out: list[Finding] = []
+    lossy: set[str] = set()
+    parts = []
+    for index, table in enumerate(_data_tables(s0)):
+        live = after_tables.get(table.name)
+        if live is None:
+            continue
+        stash = f"{STASH_SCHEMA}.p0_{index}"
+        before_cols = table.get("column order") or ()
+        live_cols = set(live.get("column order") or ())
+        shared = [c for c in before_cols if c in live_cols]
+        dropped = [c for c in before_cols if c not in live_cols]
+        stashed = ", ".join(shared)
+        current = ", ".join(f"{c}::text" for c in shared)
+        per_column = ", ".join(
+            f"(SELECT count(*) FROM (SELECT {c} FROM {stash} EXCEPT ALL SELECT {c}::text FROM {live.sql_name}) q)"
+            for c in shared) or ""
+        dropped_values = ", ".join(f"(SELECT count({c}) FROM {stash})" for c in dropped)
+        parts.append(
+            f"SELECT {_lit(table.name)}, (SELECT count(*) FROM {stash}), (SELECT count(*) FROM {live.sql_name}), "
+            f"(SELECT count(*) FROM (SELECT {stashed} FROM {stash} EXCEPT ALL SELECT {current} FROM {live.sql_name}) q), "
+            f"{_checksum(f'SELECT ROW({stashed})::text FROM {stash}')}, "
+            f"{_checksum(f'SELECT ROW({current})::text FROM {live.sql_name}')}, "
+            f"ARRAY[{per_column}]::bigint[], ARRAY[{dropped_values}]::bigint[], "
+            f"{_lit(','.join(shared))}, {_lit(','.join(dropped))}")
+    if parts:
+        for (name, before_rows, after_rows, lost, sum_before, sum_after, per_column, dropped_values, shared,
+             dropped) in conn.execute("\nUNION ALL\n".join(parts)).fetchall():
+            shared_cols = shared.split(",") if shared else []
+            details = {"table": name, "rows_before": before_rows, "rows_after": after_rows, "rows_lost": lost,
+                       "columns_compared": shared_cols, "checksum_before": sum_before, "checksum_after": sum_after}
+            if lost:
+                changed = [c for c, n in zip(shared_cols, per_column) if n]
+                text = (f"table {name}: {lost} of {before_rows} row(s) lost or changed by rollback of {migration.id} "
+                        f"(rows {before_rows} -> {after_rows}"
+                        + (f"; values changed in {', '.join(changed)}" if changed and after_rows >= before_rows
+                           else "") + ")")
+                out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                                   details=details | {"columns_changed": changed}))
+                lossy.add(name)
+            for column, values in zip(dropped.split(",") if dropped else [], dropped_values):
+                if values:
+                    text = f"column {name}.{column}: {values} value(s) lost: dropped by rollback of {migration.id}"
+                    out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                                       details={"table": name, "column": column, "values_lost": values}))
+                    lossy.add(name)
+    if has_fixture:
+        out.extend(_fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, warning))
+    return out
+
+
+def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, warning) -> list[Finding]:
+    """Rows the fixture added (after the migration, before the rollback) to tables the rollback keeps."""
+    parts = []
+    for index, table in enumerate(_data_tables(s1)):
+        live = after_tables.get(table.name)
+        if live is None or table.name in lossy:
+            continue
+        live_cols = set(live.get("column order") or ())
+        shared = [c for c in table.get("column order") or () if c in live_cols]
+        cols = ", ".join(shared)
+        current = ", ".join(f"{c}::text" for c in shared)
+        added = f"SELECT {cols} FROM {STASH_SCHEMA}.p1_{index} EXCEPT ALL SELECT {cols} FROM {STASH_SCHEMA}.pm_{index}"
+        everything = f"SELECT * FROM {STASH_SCHEMA}.p1_{index} EXCEPT ALL SELECT * FROM {STASH_SCHEMA}.pm_{index}"
+        parts.append(f"SELECT {_lit(table.name)}, (SELECT count(*) FROM ({everything}) q), "
+                     f"(SELECT count(*) FROM (({added}) EXCEPT ALL SELECT {current} FROM {live.sql_name}) q)")
+    out = []
+    if parts:
+        for name, inserted, lost in conn.execute("\nUNION ALL\n".join(parts)).fetchall():
+            if lost:
+                text = (f"table {name}: {lost} of {inserted} row(s) inserted by fixture.sql lost or changed by "
+                        f"rollback of {migration.id}")
+                out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                                   details={"table": name, "fixture_rows": inserted, "rows_lost": lost}))
+    return out
+
+
+def _declared(text: str, warning: str) -> str:
+    return f"{text} (expected: the rollback declares \"WARNING: {warning.splitlines()[0]}\")" if warning else text
+
+
+# --- drift and dump -----------------------------------------------------------------------------------
+def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migration], warnings: list[str]) -> Snapshot:
+    runner = _Runner(engine, scratch)
+    up, _ = runner.parse(migrations)
+    conn = scratch.connect()
+    try:
+        runner.engine.ensure_tables(conn)
+        for migration in migrations:
+            failure = runner.run(conn, migration, up[migration.version], "up")
+            if failure:
+                raise MercurioError(f"building the scratch database: {failure.message}", hint=failure.hint)
+        warnings.extend(w for w in runner.warnings if w not in warnings)
+        return _take(conn)
+    finally:
+        conn.close()
+
+
+def drift(engine: Engine) -> DriftReport:
+    """The target's schema against a scratch database migrated to the versions the target has applied."""
+    found = discover(engine.settings.migrations_dir)
+    warnings = [str(w) for w in found.warnings]
+    with engine.session(lock=False) as conn:
+        applied = engine.read_history(conn)
+        actual = snapshot.take(conn)
+    on_disk = found.by_version()
+    missing = [f"{v}_{row.name}" for v, row in sorted(applied.items()) if v not in on_disk]
+    if missing:
+        raise MercurioError("applied migrations are missing from the migrations folder, so the expected schema "
+                            "cannot be rebuilt: " + ", ".join(missing),
+                            hint="Restore their folders (e.g. from version control), then run drift again.")
+    for state in engine.compute_states(found, applied):
+        if state.drifted_files:
+            warnings.append(f"{state.version}_{state.name}: {', '.join(state.drifted_files)} changed since it was "
+                            "applied; the expected schema is built from today's files")
+    migrations = [on_disk[v] for v in sorted(applied)]
+    with scratch_database(engine) as scratch:
+        expected = _migrated_scratch(engine, scratch, migrations, warnings)
+    return DriftReport(redact_url(engine.database_url()), [m.id for m in migrations],
+                       snapshot.diff(expected, actual), warnings)
+
+
+def dump(engine: Engine, *, to: str | None = None, live: bool = False) -> tuple[str, list[str]]:
+    """Canonical DDL of the schema the migrations build (or of the target database with ``live``)."""
+    found = discover(engine.settings.migrations_dir)
+    warnings = [str(w) for w in found.warnings]
+    if live:
+        with engine.session(lock=False) as conn:
+            return snapshot.to_sql(snapshot.take(conn)), warnings
+    migrations = _select(found.migrations, to)
+    with scratch_database(engine) as scratch:
+        built = _migrated_scratch(engine, scratch, migrations, warnings)
+    return snapshot.to_sql(built), warnings
