@@ -55,8 +55,13 @@ def run(ctx: Context) -> Section:
     floors = []
     for label, cmd in commands.items():
         pairs = []
-        for _ in range(reps):
-            pairs.append((timed(floor_cmd, env=env, cwd=empty), timed(cmd, env=env, cwd=empty)))
+        try:
+            for _ in range(reps):
+                pairs.append((timed(floor_cmd, env=env, cwd=empty), timed(cmd, env=env, cwd=empty)))
+        except common.BenchError as exc:
+            table.rows.append([label, "0", f"failed: {exc}", "", ""])
+            section.failed = True
+            continue
         floors += [f for f, _ in pairs]
         table.rows.append([label, str(reps), fmt_s(median([c for _, c in pairs])),
                            fmt_s(median([f for f, _ in pairs])), fmt_ratio(ratios(pairs))])

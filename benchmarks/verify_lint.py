@@ -1,0 +1,142 @@
+"""6. Verification and lint cost.
+
+`verify` on the shipped migrations, against one psql session that runs them up, down and up again (files
+with statements that cannot run in a transaction block run without their BEGIN/COMMIT, as the tool runs
+them). `lint` on 1,000 migration folders, against squawk on the same 1,000 migration.sql files.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from benchmarks.common import (
+    MIGRATIONS,
+    PEERS_BIN,
+    BenchError,
+    Context,
+    Section,
+    Table,
+    Target,
+    fmt_ratio,
+    fmt_s,
+    median,
+    peers,
+    ratios,
+)
+from benchmarks.common import run as run_cmd
+
+NAME = "verify_lint"
+TITLE = "Verification and lint cost"
+VERIFY_TARGET = 1.5
+LINT_TARGET_S = 1.0
+
+
+def as_the_tool_runs_it(sql: str) -> str:
+    """A file whose statements cannot run in a transaction block loses its BEGIN/COMMIT (parsed with pglast)."""
+    from pglast import ast, parse_sql
+    from pglast.stream import RawStream
+
+    statements = [raw.stmt for raw in parse_sql(sql)]
+
+    def blocks(node) -> bool:
+        return ((isinstance(node, ast.IndexStmt) and node.concurrent)
+                or (isinstance(node, ast.DropStmt) and node.concurrent)
+                or isinstance(node, ast.VacuumStmt)
+                or (isinstance(node, ast.ReindexStmt) and any(
+                    getattr(option, "defname", "") == "concurrently" for option in node.params or ())))
+
+    if not any(blocks(node) for node in statements):
+        return sql if sql.endswith("\n") else sql + "\n"
+    return "".join(RawStream()(node) + ";\n" for node in statements if not isinstance(node, ast.TransactionStmt))
+
+
+def round_trip_script(keys: dict[str, str]) -> str:
+    folders = [p for p in sorted(MIGRATIONS.iterdir()) if (p / "migration.sql").is_file()]
+    ups = [as_the_tool_runs_it((p / "migration.sql").read_text()) for p in folders]
+    downs = [as_the_tool_runs_it((p / "rollback.sql").read_text()) for p in reversed(folders)
+             if (p / "rollback.sql").is_file()]
+    settings = f"SET mercurio.pii_key = '{keys['MERCURIO_PII_KEY']}';\nSET mercurio.hmac_key = " \
+               f"'{keys['MERCURIO_HMAC_KEY']}';\n"
+    return settings + "".join(ups) + "".join(downs) + "".join(ups)
+
+
+def command_exists(ctx: Context, name: str) -> str | None:
+    """None when `mercurio-migrate NAME --help` works, else why not."""
+    result = run_cmd(ctx.server.mercurio_cmd(name, "--help"), env=ctx.server.env, check=False)
+    if result.returncode == 0:
+        return None
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return f"`mercurio-migrate {name}` is not there yet ({lines[-1] if lines else result.returncode})"
+
+
+def timed_status(cmd, env, allowed=(0,)) -> tuple[float, int]:
+    import time
+
+    started = time.perf_counter()
+    result = run_cmd(cmd, env=env, check=False, timeout=900)
+    seconds = time.perf_counter() - started
+    if result.returncode not in allowed:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise BenchError(f"{cmd[0]} {' '.join(map(str, cmd[1:3]))} exited {result.returncode}: {' / '.join(tail)}")
+    return seconds, result.returncode
+
+
+def run(ctx: Context) -> Section:
+    section = Section(NAME, TITLE)
+    server = ctx.server
+    table = Table("verify and lint", ["run", "pairs", "median", "floor", "floor median", "ratio to floor (min–max)"])
+    keys = {"MERCURIO_PII_KEY": secrets.token_urlsafe(32), "MERCURIO_HMAC_KEY": secrets.token_urlsafe(32)}
+
+    missing = command_exists(ctx, "verify")
+    if missing:
+        table.rows.append(["mercurio-migrate verify", "0", f"not available: {missing}", "", "", ""])
+        section.targets.append(Target("verify", f"≤ {VERIFY_TARGET}× psql up+down+up", "not available", None))
+    else:
+        script = ctx.work / "round_trip.sql"
+        script.write_text(round_trip_script(keys))
+        pairs = []
+        for _ in range(1 if ctx.quick else 3):
+            floor_db = server.create_db("vf")
+            floor = timed_status(server.psql_cmd(floor_db, "-f", str(script)), server.env)[0]
+            server.drop_db(floor_db)
+            database = server.create_db("v")
+            seconds = timed_status(server.mercurio_cmd("--dir", str(MIGRATIONS), "verify"),
+                                   server.mercurio_env(database, **keys))[0]
+            server.drop_db(database)
+            pairs.append((floor, seconds))
+        folders = sum(1 for p in MIGRATIONS.iterdir() if (p / "migration.sql").is_file())
+        table.rows.append([f"mercurio-migrate verify ({folders} shipped migrations)", str(len(pairs)),
+                           fmt_s(median([c for _, c in pairs])), "psql: up + down + up, one session",
+                           fmt_s(median([f for f, _ in pairs])), fmt_ratio(ratios(pairs))])
+        section.targets.append(Target("verify", f"≤ {VERIFY_TARGET}× psql up+down+up", f"{median(ratios(pairs)):.2f}×",
+                                      median(ratios(pairs)) <= VERIFY_TARGET))
+
+    n = 20 if ctx.quick else 1000
+    files = ctx.migration_set(n)
+    missing = command_exists(ctx, "lint")
+    squawk = peers().get("squawk")
+    if missing:
+        table.rows.append([f"mercurio-migrate lint ({n} folders)", "0", f"not available: {missing}", "", "", ""])
+        section.targets.append(Target(f"lint {n} folders", f"< {LINT_TARGET_S:.0f} s", "not available", None))
+    else:
+        database = server.create_db("l")
+        env = server.mercurio_env(database)
+        lint_cmd = server.mercurio_cmd("--dir", str(files.ours), "lint")
+        paths = sorted(str(p) for p in files.ours.glob("*/migration.sql"))
+        squawk_cmd = [str(PEERS_BIN / "squawk"), "--pg-version=15.0", *paths]
+        pairs, alone = [], []
+        for _ in range(2 if ctx.quick else 5):
+            ours = timed_status(lint_cmd, env, allowed=(0, 1))[0]
+            alone.append(ours)
+            if squawk and squawk.available:
+                pairs.append((timed_status(squawk_cmd, server.env, allowed=(0, 1))[0], ours))
+        server.drop_db(database)
+        table.rows.append([f"mercurio-migrate lint ({n} folders)", str(len(alone)), fmt_s(median(alone)),
+                           f"squawk {squawk.version} on the {n} migration.sql files" if pairs else
+                           f"squawk not available: {squawk.reason if squawk else '?'}",
+                           fmt_s(median([f for f, _ in pairs])) if pairs else "", fmt_ratio(ratios(pairs))])
+        if n == 1000:
+            section.targets.append(Target(f"lint {n} folders", f"< {LINT_TARGET_S:.0f} s", fmt_s(median(alone)),
+                                          median(alone) < LINT_TARGET_S))
+    section.tables.append(table)
+    return section
