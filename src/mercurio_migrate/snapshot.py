@@ -355,8 +355,8 @@ def catalog_session(conn) -> Iterator[None]:
     nested = in_failed_or_open_transaction(conn) or not conn.autocommit
     conn.execute("SAVEPOINT mercurio_snapshot" if nested else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
-        for name, value in _SESSION_SETTINGS:
-            conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        conn.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _SESSION_SETTINGS),
+                     [item for pair in _SESSION_SETTINGS for item in pair])
         yield
     finally:
         if nested:

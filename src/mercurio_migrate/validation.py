@@ -1,0 +1,157 @@
+"""Pre-/post-migration validation: what a migration created, dropped and changed, and what it did to row counts.
+
+The seed's "Pre-/Post-Migration Validation" queries as data: ``capture`` before and after, then
+``compare``. A capture costs a fixed number of queries whatever the number of tables: the schema
+snapshot, one query for the planner's row estimates, one for the exact counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mercurio_migrate import snapshot
+from mercurio_migrate.snapshot import Difference, Snapshot
+
+# A never-analyzed table has no estimate (reltuples = -1): it is counted exactly when it is small on disk.
+UNANALYZED_EXACT_BYTES = 8 * 1024 * 1024
+
+ESTIMATES_SQL = """
+SELECT x.name, c.reltuples::bigint, pg_relation_size(c.oid)
+FROM unnest(%s::text[]) AS x(name)
+JOIN pg_class c ON c.oid = to_regclass(x.name)
+"""
+
+
+@dataclass(frozen=True)
+class RowCount:
+    rows: int | None  # None: never analyzed and too large to count
+    exact: bool
+
+    def __str__(self) -> str:
+        if self.rows is None:
+            return "unknown"
+        return str(self.rows) if self.exact else f"~{self.rows}"
+
+
+@dataclass(frozen=True)
+class Capture:
+    schema: Snapshot
+    row_counts: dict[str, RowCount]  # by table display name (tables holding rows: partitioned parents left out)
+
+
+@dataclass(frozen=True)
+class TableRows:
+    table: str
+    before: RowCount | None  # None: the table did not exist
+    after: RowCount | None
+
+    @property
+    def delta(self) -> int | None:
+        old = self.before.rows if self.before else 0
+        new = self.after.rows if self.after else 0
+        if old is None or new is None:
+            return None
+        return new - old
+
+    def as_dict(self) -> dict:
+        def count(value: RowCount | None):
+            return None if value is None else {"rows": value.rows, "exact": value.exact}
+
+        return {"table": self.table, "before": count(self.before), "after": count(self.after), "delta": self.delta}
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    table: str
+    name: str
+    definition: str
+
+    def as_dict(self) -> dict:
+        return {"table": self.table, "name": self.name, "definition": self.definition}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    created: list[Difference] = field(default_factory=list)
+    dropped: list[Difference] = field(default_factory=list)
+    changed: list[Difference] = field(default_factory=list)  # notes (column order) included
+    rows: list[TableRows] = field(default_factory=list)  # tables whose count changed, appeared or vanished
+    new_foreign_keys: list[ForeignKey] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.created or self.dropped or self.changed or self.rows)
+
+    def as_dict(self) -> dict:
+        return {
+            "created": [d.as_dict() for d in self.created],
+            "dropped": [d.as_dict() for d in self.dropped],
+            "changed": [d.as_dict() for d in self.changed],
+            "rows": [r.as_dict() for r in self.rows],
+            "new_foreign_keys": [f.as_dict() for f in self.new_foreign_keys],
+        }
+
+
+def capture(conn, *, exact_row_threshold: int = 100_000) -> Capture:
+    """Schema snapshot and row counts: exact below ``exact_row_threshold`` estimated rows, the estimate above."""
+    schema = snapshot.take(conn)
+    tables = [t for t in schema.of_kind("table") if not t.get("partitioned by")]
+    if not tables:
+        return Capture(schema, {})
+    by_sql_name = {t.sql_name: t for t in tables}
+    estimates = {by_sql_name[name].name: (estimate, size)
+                 for name, estimate, size in conn.execute(ESTIMATES_SQL, (list(by_sql_name),)).fetchall()}
+    counts: dict[str, RowCount] = {}
+    to_count = []
+    for table in tables:
+        estimate, size = estimates.get(table.name, (-1, 0))
+        small = estimate < exact_row_threshold if estimate >= 0 else size <= UNANALYZED_EXACT_BYTES
+        if small:
+            to_count.append(table)
+        else:
+            counts[table.name] = RowCount(estimate if estimate >= 0 else None, False)
+    if to_count:
+        query = " UNION ALL ".join(f"SELECT {i}, count(*) FROM {t.sql_name}" for i, t in enumerate(to_count))
+        for index, rows in conn.execute(query).fetchall():
+            counts[to_count[index].name] = RowCount(rows, True)
+    return Capture(schema, dict(sorted(counts.items())))
+
+
+def compare(before: Capture, after: Capture) -> ValidationReport:
+    differences = snapshot.diff(before.schema, after.schema)
+    created = [d for d in differences if d.status == "added"]
+    dropped = [d for d in differences if d.status == "removed"]
+    changed = [d for d in differences if d.status == "changed"]
+    rows = []
+    for table in sorted(set(before.row_counts) | set(after.row_counts)):
+        old, new = before.row_counts.get(table), after.row_counts.get(table)
+        if old is None or new is None or old.rows != new.rows:
+            rows.append(TableRows(table, old, new))
+    foreign_keys = []
+    for constraint in after.schema.of_kind("constraint"):
+        if constraint.get("type") == "foreign key" and before.schema.get("constraint", constraint.name) is None:
+            table = constraint.parent[1] if constraint.parent else ""
+            foreign_keys.append(ForeignKey(table, constraint.sql_name, constraint.get("definition")))
+    return ValidationReport(created, dropped, changed, rows, foreign_keys)
+
+
+def render(report: ValidationReport) -> str:
+    """A short text summary: one line per object and per table whose row count changed."""
+    if report.empty:
+        return "no schema changes; no row counts changed"
+    lines = []
+    for title, items in (("created", report.created), ("dropped", report.dropped), ("changed", report.changed)):
+        if items:
+            lines.append(f"{title}:")
+            lines.extend(f"  {d.kind} {d.name}" + ("" if d.status != "changed" else f": {d.change}") for d in items)
+    if report.rows:
+        lines.append("rows:")
+        for r in report.rows:
+            delta = "" if r.delta is None else f" ({r.delta:+d})"
+            old = "absent" if r.before is None else str(r.before)
+            new = "absent" if r.after is None else str(r.after)
+            lines.append(f"  {r.table}: {old} -> {new}{delta}")
+    if report.new_foreign_keys:
+        lines.append("new foreign keys:")
+        lines.extend(f"  {fk.table}.{fk.name}: {fk.definition}" for fk in report.new_foreign_keys)
+    return "\n".join(lines)
