@@ -1,0 +1,325 @@
+"""``mercurio-migrate lint``: static checks of migration folders and SQL files, no database needed.
+
+Each file is parsed once (pglast); the schema earlier migrations leave behind is replayed from their
+statements, so a rule can tell a table that existed before the migration (where locks hurt) from one the
+same file created a few lines earlier. Rules live one per module in ``lint/rules``; their docstrings are
+the documentation (``python -m mercurio_migrate.lint.docs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mercurio_migrate.errors import UsageError
+from mercurio_migrate.lint.model import SEVERITIES, Finding, SqlFile, Stmt, parse_file
+from mercurio_migrate.lint.schema import Schema
+
+__all__ = ["Finding", "FileContext", "Folder", "LintConfig", "LintResult", "lint_paths", "load_config"]
+
+DEFAULT_TENANT_EXEMPT = ("tenant", "workspace")
+DEFAULT_PII_COLUMNS = ("email", "email_address", "phone", "phone_number", "mobile", "mobile_phone",
+                       "first_name", "last_name", "full_name", "given_name", "family_name", "middle_name",
+                       "date_of_birth", "birth_date", "ssn", "national_id", "street_address", "address",
+                       "postal_address", "ip_address")
+_CONFIG_KEYS = {"select", "ignore", "severity", "tenant_exempt_tables", "pii_columns"}
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    severities: dict[str, str]  # rule id -> error | warning | info (rules that run; others are off)
+    tenant_exempt_tables: frozenset[str] = frozenset(DEFAULT_TENANT_EXEMPT)
+    pii_columns: frozenset[str] = frozenset(DEFAULT_PII_COLUMNS)
+
+
+def _rule_list(value, where: str, known: dict) -> list[str]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{where} must be a list of rule ids")
+    unknown = [v for v in value if v != "all" and v not in known]
+    if unknown:
+        raise UsageError(f"{where}: unknown rule id(s): {', '.join(unknown)}",
+                         hint="List the rules with `mercurio-migrate lint --list-rules`.")
+    return list(known) if "all" in value else value
+
+
+def load_config(project: dict | None = None, select: str | None = None, ignore: str | None = None) -> LintConfig:
+    """Resolve which rules run at which severity: rule defaults, then pyproject, then the command line."""
+    from mercurio_migrate.lint.rules import registry
+
+    rules = registry()
+    section = (project or {}).get("lint", {})
+    if not isinstance(section, dict):
+        raise UsageError("[tool.mercurio-migrate.lint] must be a table")
+    unknown_keys = sorted(set(section) - _CONFIG_KEYS)
+    if unknown_keys:
+        raise UsageError(f"[tool.mercurio-migrate.lint]: unknown key(s) {', '.join(unknown_keys)}",
+                         hint=f"Known keys: {', '.join(sorted(_CONFIG_KEYS))}.")
+    severities = {rule_id: rule.severity for rule_id, rule in rules.items()}
+    overrides = section.get("severity", {})
+    if not isinstance(overrides, dict):
+        raise UsageError("[tool.mercurio-migrate.lint] severity must be a table of rule id = level")
+    for rule_id, level in overrides.items():
+        _rule_list([rule_id], "[tool.mercurio-migrate.lint] severity", rules)
+        if level not in (*SEVERITIES, "off"):
+            raise UsageError(f"[tool.mercurio-migrate.lint] severity.{rule_id} = {level!r}: "
+                             f"use one of {', '.join(SEVERITIES)}, off")
+        severities[rule_id] = level
+    chosen = select if select is not None else section.get("select")
+    if chosen is not None:
+        where = "--select" if select is not None else "[tool.mercurio-migrate.lint] select"
+        picked = _rule_list(chosen, where, rules)
+        # an explicitly selected rule runs even when it is off by default
+        severities = {r: (severities[r] if severities[r] != "off" else "warning") for r in picked}
+    for source, where in ((section.get("ignore"), "[tool.mercurio-migrate.lint] ignore"), (ignore, "--ignore")):
+        if source is not None:
+            for rule_id in _rule_list(source, where, rules):
+                severities.pop(rule_id, None)
+    tables = section.get("tenant_exempt_tables", list(DEFAULT_TENANT_EXEMPT))
+    pii = section.get("pii_columns", list(DEFAULT_PII_COLUMNS))
+    for key, value in (("tenant_exempt_tables", tables), ("pii_columns", pii)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"[tool.mercurio-migrate.lint] {key} must be a list of names")
+    return LintConfig(severities={r: s for r, s in severities.items() if s != "off"},
+                      tenant_exempt_tables=frozenset(t.lower() for t in tables),
+                      pii_columns=frozenset(c.lower() for c in pii))
+
+
+@dataclass
+class Folder:
+    version: str
+    name: str
+    path: Path
+    migration: SqlFile
+    rollback: SqlFile | None
+
+
+class FileContext:
+    """One file as a rule sees it."""
+
+    def __init__(self, file: SqlFile, folder: Folder | None, schema: Schema, config: LintConfig):
+        self.file = file
+        self.folder = folder
+        self.schema = schema  # as earlier migrations left it (for a rollback: as its migration left it)
+        self.config = config
+        self.created_at: dict[str, int] = {}  # tables this file creates -> statement index
+        self.columns_added_at: dict[tuple[str, str], int] = {}
+        self.local = Schema()  # the tables this file creates, with the columns it gives them
+        self.local.apply(file)
+        from mercurio_migrate.lint import tree
+
+        for stmt in file.statements:
+            if stmt.kind == "CreateStmt":
+                self.created_at.setdefault(tree.relname(stmt.node.get("relation")), stmt.index)
+            elif stmt.kind == "CreateTableAsStmt":
+                self.created_at.setdefault(tree.relname(stmt.node.get("into", {}).get("rel")), stmt.index)
+            elif stmt.kind == "AlterTableStmt":
+                table = tree.relname(stmt.node.get("relation"))
+                for cmd in tree.alter_commands(stmt.node):
+                    kind, definition = tree.unwrap(cmd.get("def"))
+                    if cmd.get("subtype") == "AT_AddColumn" and kind == "ColumnDef":
+                        self.columns_added_at.setdefault((table, definition.get("colname", "")), stmt.index)
+
+    @property
+    def role(self) -> str:
+        return self.file.role
+
+    def existing_table(self, table: str, stmt: Stmt) -> bool:
+        """True when the table existed before this file ran (it was not created earlier in the file)."""
+        created = self.created_at.get(table)
+        return created is None or created >= stmt.index
+
+    def new_column(self, table: str, column: str, stmt: Stmt) -> bool:
+        added = self.columns_added_at.get((table, column))
+        return not self.existing_table(table, stmt) or (added is not None and added < stmt.index)
+
+    def columns(self, table: str) -> dict | None:
+        """Known columns of a table (created in this file or replayed from earlier ones); None if unknown."""
+        if table in self.local.tables:
+            return self.local.columns(table)
+        return self.schema.columns(table)
+
+    def finding(self, stmt: Stmt | None, message: str, fix: str, node=None, line: int | None = None) -> Finding:
+        if stmt is None:
+            position = (line or 1, 1)
+        else:
+            position = self.file.position(node, stmt)
+        return Finding(rule="", severity="", file=self.file.path, line=position[0], column=position[1],
+                       message=message, fix=fix, statement=stmt.index if stmt else None)
+
+
+@dataclass
+class LintResult:
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+    suppressed: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(f.severity == "error" for f in self.findings)
+
+    def counts(self) -> dict[str, int]:
+        return {level: sum(f.severity == level for f in self.findings) for level in SEVERITIES}
+
+
+# --- suppression comments -------------------------------------------------------------------------------
+MARKER = "mercurio-lint:"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    rule: str
+    reason: str
+    statement: int | None  # None: the whole file (ignore-file)
+    line: int
+    column: int
+    valid: bool
+    problem: str = ""
+
+
+def suppressions(sql: SqlFile, known: dict) -> list[Suppression]:
+    """``-- mercurio-lint: ignore RULE reason`` comments. One before a statement (or trailing on the line a
+    statement ends) applies to that statement; ``ignore-file`` applies to the whole file."""
+    if MARKER not in sql.text:
+        return []
+    from pglast.parser import scan
+
+    out: list[Suppression] = []
+    for token in scan(sql.text):
+        if token.name not in ("SQL_COMMENT", "C_COMMENT"):
+            continue
+        start = sql.char_offset(token.start)
+        body = sql.text[start:sql.char_offset(token.end) + 1]
+        body = body[2:] if token.name == "SQL_COMMENT" else body[2:-2]
+        body = body.strip()
+        if not body.startswith(MARKER):
+            continue
+        words = body[len(MARKER):].split(None, 2)
+        line, column = sql.line_column(start)
+        verb = words[0] if words else ""
+        rule = words[1] if len(words) > 1 else ""
+        reason = words[2].strip() if len(words) > 2 else ""
+        statement = None if verb == "ignore-file" else _statement_for(sql, start, line)
+        problem = ""
+        if verb not in ("ignore", "ignore-file"):
+            problem = f"unknown directive {verb!r}: write `-- mercurio-lint: ignore RULE_ID reason`"
+        elif rule not in known:
+            problem = f"unknown rule id {rule!r} in suppression"
+        elif not reason:
+            problem = f"suppression of {rule} gives no reason: say why the finding does not apply"
+        elif verb == "ignore" and statement is None:
+            problem = "suppression is not followed by a statement"
+        out.append(Suppression(rule, reason, statement, line, column, not problem, problem))
+    return out
+
+
+def _statement_for(sql: SqlFile, offset: int, line: int) -> int | None:
+    previous_end_line = 0
+    for stmt in sql.statements:
+        if offset < stmt.end:
+            if previous_end_line == line and stmt.start > offset:
+                return stmt.index - 1  # a trailing comment on the line the previous statement ends
+            return stmt.index
+        previous_end_line = sql.line_column(stmt.end)[0] if stmt.end else 0
+    return sql.statements[-1].index if sql.statements and previous_end_line == line else None
+
+
+# --- running --------------------------------------------------------------------------------------------
+def _run_file(ctx: FileContext, rules: dict, only: str | None, result: LintResult) -> None:
+    from mercurio_migrate.lint.rules import registry
+
+    known = registry()
+    ctx.suppressions = suppressions(ctx.file, known)
+    active = {(s.statement, s.rule) for s in ctx.suppressions if s.valid}
+    whole_file = {s.rule for s in ctx.suppressions if s.valid and s.statement is None}
+    result.files += ctx.file.path == only or only is None
+    for rule_id, rule in rules.items():
+        if ctx.file.syntax_error and rule_id != "syntax-error":
+            continue
+        severity = ctx.config.severities[rule_id]
+        for finding in rule.check(ctx):
+            if only is not None and finding.file != only:
+                continue
+            if rule_id in whole_file or (finding.statement, rule_id) in active:
+                result.suppressed += 1
+                continue
+            result.findings.append(replace(finding, rule=rule_id, severity=severity))
+
+
+def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:
+    """(kind, migrations directory or file, selected folder name, selected file)."""
+    from mercurio_migrate.layout import check_folder_name
+
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory", hint="Pass migration folders, SQL files, "
+                         "or a migrations directory (default: the configured migrations dir).")
+    if path.is_file():
+        folder = path.parent
+        if path.name in ("migration.sql", "rollback.sql") and isinstance(check_folder_name(folder.name), tuple):
+            return "folder", folder.parent, folder.name, path
+        return "file", path, None, path
+    if isinstance(check_folder_name(path.name), tuple) and (path / "migration.sql").is_file():
+        return "folder", path.parent, path.name, None
+    return "dir", path, None, None
+
+
+def lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
+    """Lint migration directories, migration folders and SQL files; findings sorted by file and line."""
+    from mercurio_migrate.lint.rules import registry
+
+    rules = {rule_id: rule for rule_id, rule in registry().items() if rule_id in config.severities}
+    result = LintResult()
+    directories: dict[Path, dict[str, set] | None] = {}  # dir -> None (all folders) or {folder: files}
+    loose: list[Path] = []
+    for raw in paths:
+        kind, where, folder, file = _classify(Path(raw))
+        if kind == "file":
+            loose.append(where)
+        elif kind == "dir":
+            directories[where] = None
+        elif directories.get(where, {}) is not None:
+            selection = directories.setdefault(where, {})
+            selection.setdefault(folder, set()).add(str(file) if file else None)
+    for directory, selection in directories.items():
+        _lint_directory(directory, selection, rules, config, result)
+    for path in loose:
+        text = _read(path)
+        role = {"migration.sql": "migration", "rollback.sql": "rollback"}.get(path.name, "sql")
+        _run_file(FileContext(parse_file(path, text, role), None, Schema(), config), rules, None, result)
+    result.findings.sort(key=lambda f: (f.file, f.line, f.column, f.rule))
+    return result
+
+
+def _read(path: Path) -> str:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})",
+                         hint="Re-save the file as UTF-8.") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: dict, config: LintConfig,
+                    result: LintResult) -> None:
+    from mercurio_migrate.layout import discover
+
+    migrations = discover(directory).migrations
+    last = max((i for i, m in enumerate(migrations) if selection is None or m.folder.name in selection), default=-1)
+    schema = Schema()
+    for migration in migrations[: last + 1]:
+        forward = parse_file(migration.migration.path, migration.migration.text, "migration")
+        wanted = None if selection is None else selection.get(migration.folder.name)
+        if selection is not None and wanted is None:
+            schema.apply(forward)
+            continue
+        backward = (parse_file(migration.rollback.path, migration.rollback.text, "rollback")
+                    if migration.rollback else None)
+        folder = Folder(migration.version, migration.name, migration.folder, forward, backward)
+        only = [None] if wanted is None or None in wanted else sorted(wanted)
+        for target in only:
+            _run_file(FileContext(forward, folder, schema, config), rules, target, result)
+        schema.apply(forward)
+        if backward is not None:
+            for target in only:
+                _run_file(FileContext(backward, folder, schema, config), rules, target, result)

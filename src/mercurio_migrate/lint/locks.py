@@ -1,0 +1,46 @@
+"""Which statements take a lock on a table that existed before the file ran (the ones that can queue
+behind a long transaction and block everyone else while they wait)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from mercurio_migrate.lint import tree
+
+
+def locked_tables(ctx, stmt) -> Iterator[str]:
+    """Existing tables the statement locks beyond ROW EXCLUSIVE (DML is not counted)."""
+    node = stmt.node
+    kind = stmt.kind
+    names: list[str] = []
+    if kind in ("AlterTableStmt", "IndexStmt", "CreateTrigStmt", "ClusterStmt", "RenameStmt"):
+        if kind == "RenameStmt" and node.get("renameType") not in ("OBJECT_TABLE", "OBJECT_COLUMN"):
+            return
+        names.append(tree.relname(node.get("relation")))
+        if kind == "AlterTableStmt":
+            for cmd in tree.alter_commands(node):
+                for sub_kind, body in tree.walk(cmd.get("def")):
+                    if sub_kind == "Constraint" and body.get("contype") == "CONSTR_FOREIGN":
+                        names.append(tree.relname(body.get("pktable")))
+    elif kind == "CreateStmt":
+        # a foreign key locks the referenced table (SHARE ROW EXCLUSIVE) while the new table is created
+        for sub_kind, body in tree.walk(node.get("tableElts")):
+            if sub_kind == "Constraint" and body.get("contype") == "CONSTR_FOREIGN":
+                names.append(tree.relname(body.get("pktable")))
+    elif kind == "DropStmt" and node.get("removeType") == "OBJECT_TABLE":
+        names.extend(tree.object_name(o) for o in node.get("objects") or ())
+    elif kind == "DropStmt" and node.get("removeType") == "OBJECT_INDEX":
+        for obj in node.get("objects") or ():
+            table = ctx.schema.indexes.get(tree.object_name(obj))
+            names.append(table or tree.object_name(obj))
+    elif kind == "TruncateStmt":
+        names.extend(tree.relname(tree.unwrap(r)[1]) for r in node.get("relations") or ())
+    elif kind == "VacuumStmt" and any(tree.unwrap(o)[1].get("defname") == "full" for o in node.get("options") or ()):
+        names.extend(tree.relname(tree.unwrap(r)[1].get("relation")) for r in node.get("rels") or ())
+    elif kind == "ReindexStmt":
+        names.append(tree.relname(node.get("relation")))
+    seen = set()
+    for name in names:
+        if name and name not in seen and ctx.existing_table(name, stmt):
+            seen.add(name)
+            yield name

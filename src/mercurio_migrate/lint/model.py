@@ -1,0 +1,223 @@
+"""What the rules see: a parsed SQL file (statements with positions and transaction facts), the migration
+folder it belongs to, the schema replayed from earlier migrations, and the findings they report."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mercurio_migrate.lint import tree
+
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: str
+    file: str
+    line: int
+    column: int
+    message: str
+    fix: str
+    statement: int | None = None  # index of the statement it is about; None for a file-level finding
+
+    def as_dict(self) -> dict:
+        return {"rule": self.rule, "severity": self.severity, "file": self.file, "line": self.line,
+                "column": self.column, "message": self.message, "fix": self.fix}
+
+
+@dataclass
+class Stmt:
+    index: int
+    kind: str  # libpg_query node type, e.g. "IndexStmt"
+    node: dict  # that node's fields
+    start: int  # character offsets in the file
+    end: int
+    line: int
+    column: int
+    explicit_block: bool = False  # written inside the file's own BEGIN … COMMIT
+    in_transaction: bool = False  # runs inside a transaction, as the tool executes the file
+    lock_timeout: bool = False  # a lock_timeout is set by an earlier statement of the file
+    statement_timeout: bool = False
+    control: str | None = None  # begin | commit | rollback | savepoint | … for transaction statements
+    non_transactional: bool = False  # PostgreSQL refuses it inside a transaction block
+
+
+class Mode:
+    """How the tool runs a file (mirrors sqlscript.Mode's values)."""
+
+    TOOL_TRANSACTION = "transaction"
+    OWN_TRANSACTION = "own-transaction"
+    AUTOCOMMIT = "autocommit"
+    AS_WRITTEN = "as-written"
+
+
+_CONTROL = {
+    "TRANS_STMT_BEGIN": "begin", "TRANS_STMT_START": "begin", "TRANS_STMT_COMMIT": "commit",
+    "TRANS_STMT_ROLLBACK": "rollback", "TRANS_STMT_SAVEPOINT": "savepoint", "TRANS_STMT_RELEASE": "release",
+    "TRANS_STMT_ROLLBACK_TO": "rollback_to", "TRANS_STMT_PREPARE": "prepare",
+    "TRANS_STMT_COMMIT_PREPARED": "commit_prepared", "TRANS_STMT_ROLLBACK_PREPARED": "rollback_prepared",
+}
+_NEVER_IN_TRANSACTION = {"CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
+                         "DropTableSpaceStmt", "CreateSubscriptionStmt", "DropSubscriptionStmt"}
+
+
+def cannot_run_in_transaction(kind: str, node: dict) -> bool:
+    """Statements PostgreSQL refuses inside a transaction block (same list as sqlscript)."""
+    if kind in ("IndexStmt", "DropStmt"):
+        return bool(node.get("concurrent"))
+    if kind == "ReindexStmt":
+        concurrently = any(tree.unwrap(p)[1].get("defname") == "concurrently" for p in node.get("params") or ())
+        return concurrently or node.get("kind") in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE")
+    if kind == "VacuumStmt":
+        return bool(node.get("is_vacuumcmd"))
+    if kind == "ClusterStmt":
+        return "relation" not in node
+    if kind == "AlterTableStmt":
+        for cmd in tree.alter_commands(node):
+            part_kind, part = tree.unwrap(cmd.get("def"))
+            if part_kind == "PartitionCmd" and part.get("concurrent"):
+                return True
+        return False
+    return kind in _NEVER_IN_TRANSACTION
+
+
+@dataclass
+class SqlFile:
+    path: str
+    text: str
+    role: str  # "migration", "rollback" or "sql" (a file outside any migration folder)
+    statements: list[Stmt] = field(default_factory=list)
+    mode: str = Mode.TOOL_TRANSACTION
+    syntax_error: tuple[str, int] | None = None  # (message, character offset)
+    _line_starts: list[int] = field(default_factory=list, repr=False)
+    _byte_map: list[int] | None = field(default=None, repr=False)
+    _by_kind: dict[str, list[Stmt]] = field(default_factory=dict, repr=False)
+
+    def of_kind(self, *kinds: str) -> list[Stmt]:
+        if len(kinds) == 1:
+            return self._by_kind.get(kinds[0], [])
+        return sorted((s for k in kinds for s in self._by_kind.get(k, ())), key=lambda s: s.index)
+
+    def char_offset(self, byte_offset: int) -> int:
+        """libpg_query reports byte offsets; positions are shown in characters."""
+        if self._byte_map is None:
+            return byte_offset
+        return self._byte_map[min(byte_offset, len(self._byte_map) - 1)]
+
+    def line_column(self, char_offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self._line_starts, char_offset)
+        return line, char_offset - self._line_starts[line - 1] + 1
+
+    def position(self, node: Any, stmt: Stmt) -> tuple[int, int]:
+        """Line and column of a node, or of its statement when the node carries no location."""
+        offset = tree.location(node) if node is not None else None
+        if offset is None:
+            return stmt.line, stmt.column
+        return self.line_column(self.char_offset(offset))
+
+
+def parse_file(path: str | Path, text: str, role: str) -> SqlFile:
+    from pglast.parser import ParseError, parse_sql_json
+
+    sql = SqlFile(path=str(path), text=text, role=role)
+    starts = [0]
+    position = text.find("\n")
+    while position != -1:
+        starts.append(position + 1)
+        position = text.find("\n", position + 1)
+    sql._line_starts = starts
+    if not text.isascii():
+        byte_map: list[int] = []
+        for index, char in enumerate(text):
+            byte_map.extend([index] * len(char.encode("utf-8")))
+        byte_map.append(len(text))
+        sql._byte_map = byte_map
+    try:
+        raw = json.loads(parse_sql_json(text)).get("stmts") or []
+    except ParseError as exc:
+        message = str(exc.args[0]) if exc.args else str(exc)
+        offset = int(exc.args[1]) if len(exc.args) > 1 and exc.args[1] else 0
+        sql.syntax_error = (message.rsplit(", at index", 1)[0], min(offset, len(text)))
+        return sql
+    for index, item in enumerate(raw):
+        kind, node = tree.unwrap(item.get("stmt"))
+        byte_start = item.get("stmt_location", 0)
+        length = item.get("stmt_len")
+        start = sql.char_offset(byte_start)
+        end = sql.char_offset(byte_start + length) if length else len(text)
+        end = start + len(text[start:end].rstrip())
+        line, column = sql.line_column(start)
+        control = _CONTROL.get(node.get("kind", ""), "other") if kind == "TransactionStmt" else None
+        stmt = Stmt(index=index, kind=kind, node=node, start=start, end=end, line=line, column=column,
+                    control=control, non_transactional=cannot_run_in_transaction(kind, node))
+        sql.statements.append(stmt)
+        sql._by_kind.setdefault(kind, []).append(stmt)
+    sql.mode = _mode(sql.statements)
+    _transaction_facts(sql)
+    return sql
+
+
+def _mode(statements: list[Stmt]) -> str:
+    if any(s.non_transactional for s in statements):
+        return Mode.AUTOCOMMIT
+    controls = [s.control for s in statements]
+    if not any(c in ("begin", "commit", "rollback", "prepare", "commit_prepared", "rollback_prepared")
+               for c in controls):
+        return Mode.TOOL_TRANSACTION
+    if (len(statements) >= 2 and controls[0] == "begin" and controls[-1] == "commit"
+            and all(c in (None, "savepoint", "release", "rollback_to") for c in controls[1:-1])):
+        return Mode.OWN_TRANSACTION
+    return Mode.AS_WRITTEN
+
+
+def _timeout_set(stmt: Stmt) -> tuple[str, bool] | None:
+    """(timeout name, SET LOCAL?) for a statement setting lock_timeout or statement_timeout to non-zero."""
+    if stmt.kind == "VariableSetStmt":
+        name = stmt.node.get("name", "")
+        if name not in ("lock_timeout", "statement_timeout") or stmt.node.get("kind") != "VAR_SET_VALUE":
+            return None
+        for arg in stmt.node.get("args") or ():
+            _, value = tree.unwrap(arg)
+            if "ival" in value and not value["ival"].get("ival"):
+                return None
+            if "sval" in value and value["sval"].get("sval", "").strip() in ("0", ""):
+                return None
+        return name, bool(stmt.node.get("is_local"))
+    for kind, body in tree.walk(stmt.node):
+        if kind == "FuncCall" and tree.func_name(body) == "set_config":
+            args = body.get("args") or []
+            name = tree.const_string(args[0]) if args else None
+            if name in ("lock_timeout", "statement_timeout"):
+                local = len(args) > 2 and tree.unwrap(args[2])[1].get("boolval", {}).get("boolval", False)
+                return name, bool(local)
+    return None
+
+
+def _transaction_facts(sql: SqlFile) -> None:
+    open_block = False
+    session: set[str] = set()
+    local: set[str] = set()  # SET LOCAL lasts until the end of the transaction
+    for stmt in sql.statements:
+        stmt.lock_timeout = "lock_timeout" in session or "lock_timeout" in local
+        stmt.statement_timeout = "statement_timeout" in session or "statement_timeout" in local
+        stmt.explicit_block = open_block
+        if stmt.control == "begin":
+            open_block = True
+        elif stmt.control in ("commit", "rollback", "prepare"):
+            open_block = False
+            if sql.mode == Mode.AS_WRITTEN:
+                local.clear()
+        if sql.mode == Mode.TOOL_TRANSACTION:
+            stmt.in_transaction = True
+        elif sql.mode == Mode.AUTOCOMMIT:
+            stmt.in_transaction = False  # the tool drops BEGIN/COMMIT and runs each statement alone
+        else:
+            stmt.in_transaction = stmt.explicit_block and stmt.control is None
+        timeout = _timeout_set(stmt)
+        if timeout:
+            (local if timeout[1] else session).add(timeout[0])

@@ -1,0 +1,45 @@
+"""The rule registry: every module in this package is one rule, registered by its ``ID``.
+
+A rule module defines ``ID`` (stable kebab-case id), ``SEVERITY`` (error, warning, info or off: off rules
+run only when selected), ``CATEGORY`` (guideline, lock-safety or style), ``SQUAWK`` (the squawk rules it
+covers, for the comparison and the docs) and ``check(ctx)`` yielding findings. Its docstring is its
+documentation: the first line a summary, then why, then a paragraph starting ``Fix:``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cache
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    category: str
+    squawk: tuple[str, ...]
+    doc: str
+    check: Callable[..., Iterable]
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0].strip()
+
+
+@cache
+def registry() -> dict[str, Rule]:
+    rules: dict[str, Rule] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        rule = Rule(module.ID, module.SEVERITY, module.CATEGORY, tuple(getattr(module, "SQUAWK", ())),
+                    module.__doc__ or "", module.check)
+        if rule.id in rules or rule.id.replace("-", "_") != info.name:
+            raise RuntimeError(f"rule module {info.name} declares id {rule.id!r}: ids are unique and match "
+                               "the module name")
+        rules[rule.id] = rule
+    return rules

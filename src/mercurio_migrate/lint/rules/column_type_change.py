@@ -1,0 +1,53 @@
+"""ALTER COLUMN … TYPE that rewrites an existing table.
+
+Changing a column's type rewrites the table and rebuilds its indexes under an ACCESS EXCLUSIVE lock: no
+reads or writes for the duration, and old application code may break on the new type. A few changes are
+metadata-only and are not reported when the old type is known from earlier migrations: `varchar(n)` to a
+longer `varchar(m)`, to unbounded `varchar` or `text`, and `numeric(p,s)` to a wider precision with the
+same scale (or unconstrained `numeric`). A `USING` clause always rewrites.
+
+Fix: add a new column of the new type, write to both (trigger), backfill in batches, switch readers, then
+drop the old column in a later migration.
+"""
+
+from __future__ import annotations
+
+from mercurio_migrate.lint import tree
+from mercurio_migrate.lint.rules._util import existing_alter_commands
+
+ID = "column-type-change"
+SEVERITY = "error"
+CATEGORY = "lock-safety"
+SQUAWK = ("changing-column-type",)
+
+
+def _safe(old, new_type: str, new_mods: tuple) -> bool:
+    if old is None or old.array:
+        return False
+    if old.type == "varchar" and new_type == "varchar":
+        return not new_mods or (bool(old.mods) and new_mods[0] >= old.mods[0])
+    if old.type in ("varchar", "text") and new_type == "text":
+        return True
+    if old.type == "text" and new_type == "varchar":
+        return not new_mods
+    if old.type == "numeric" and new_type == "numeric":
+        if not new_mods:
+            return True
+        old_scale = old.mods[1] if len(old.mods) > 1 else 0
+        new_scale = new_mods[1] if len(new_mods) > 1 else 0
+        return bool(old.mods) and new_mods[0] >= old.mods[0] and new_scale == old_scale
+    return False
+
+
+def check(ctx):
+    for stmt, table, cmd in existing_alter_commands(ctx, "AT_AlterColumnType"):
+        kind, definition = tree.unwrap(cmd.get("def"))
+        type_node = definition.get("typeName")
+        column = cmd.get("name", "")
+        old = (ctx.schema.columns(table) or {}).get(column)
+        if definition.get("raw_default") is None and not tree.is_array(type_node) and _safe(
+                old, tree.type_name(type_node), tree.type_mods(type_node)):
+            continue
+        yield ctx.finding(stmt, f"changing the type of {table}.{column} rewrites the table under ACCESS EXCLUSIVE",
+                          "Add a new column, dual-write and backfill, switch readers, drop the old one later.",
+                          node=type_node)
