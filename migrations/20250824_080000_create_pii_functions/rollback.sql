@@ -8,9 +8,11 @@ DROP FUNCTION IF EXISTS encrypt_pii(TEXT);
 DROP FUNCTION IF EXISTS hmac_sha256(TEXT, TEXT);
 DROP FUNCTION IF EXISTS get_hmac_key();
 DROP FUNCTION IF EXISTS pii_current_key();
+DROP FUNCTION IF EXISTS pii_missing_key(TEXT, TEXT);
 DROP FUNCTION IF EXISTS pii_subkey(TEXT, TEXT);
 DROP FUNCTION IF EXISTS pii_key_id(TEXT);
 DROP FUNCTION IF EXISTS pii_normalize(TEXT);
+DROP FUNCTION IF EXISTS pii_phone_digits(TEXT);
 
 -- Remove pgcrypto only when the migration installed it (its comment says so)
 DO $$
