@@ -524,8 +524,9 @@ _COMMENT_TARGETS = {
 }
 
 
-def _sequence_options(seq: SchemaObject) -> str:
-    options = [f"AS {seq.get('type')}", f"START WITH {seq.get('start')}", f"INCREMENT BY {seq.get('increment')}",
+def _sequence_options(seq: SchemaObject, *, with_type: bool = True) -> str:
+    options = [f"AS {seq.get('type')}"] if with_type else []
+    options += [f"START WITH {seq.get('start')}", f"INCREMENT BY {seq.get('increment')}",
                f"MINVALUE {seq.get('minimum')}", f"MAXVALUE {seq.get('maximum')}", f"CACHE {seq.get('cache')}"]
     if seq.get("cycle"):
         options.append("CYCLE")
@@ -539,7 +540,7 @@ def _column_sql(column: SchemaObject, identity_sequence: SchemaObject | None) ->
     if column.get("generated"):
         parts.append(f"GENERATED ALWAYS AS ({column.get('generated')}) STORED")
     elif column.get("identity"):
-        options = f" (SEQUENCE NAME {identity_sequence.sql_name} {_sequence_options(identity_sequence)})" \
+        options = f" (SEQUENCE NAME {identity_sequence.sql_name} {_sequence_options(identity_sequence, with_type=False)})" \
             if identity_sequence else ""
         parts.append(f"GENERATED {column.get('identity').upper()} AS IDENTITY{options}")
     elif column.get("default") is not None:
@@ -675,14 +676,6 @@ def to_sql(snap: Snapshot) -> str:
         comment(c, f"CONSTRAINT {c.sql_name} ON {table.sql_name}")
     section("constraints", lines)
 
-    lines = []
-    for index in snap.of_kind("index"):
-        if not index.get("of constraint") and not index.get("partition of index"):
-            lines.append(index.get("definition") + ";" + ("" if index.get("valid") else "  -- INVALID"))
-        if not index.get("of constraint"):
-            comment(index, f"INDEX {index.sql_name}")
-    section("indexes", lines)
-
     views = []
     for kind in ("view", "materialized view"):
         for v in snap.of_kind(kind):
@@ -693,6 +686,16 @@ def to_sql(snap: Snapshot) -> str:
             for c in sorted(columns.get(v.key, []), key=lambda c: c.name):
                 comment(c, f"COLUMN {v.sql_name}.{c.sql_name}")
     section("views", views)
+
+    lines, attach = [], []
+    for index in snap.of_kind("index"):
+        parent_index = snap.get("index", index.get("partition of index") or "")
+        if parent_index is not None:
+            attach.append(f"ALTER INDEX {parent_index.sql_name} ATTACH PARTITION {index.sql_name};")
+        if not index.get("of constraint"):
+            lines.append(index.get("definition") + ";" + ("" if index.get("valid") else "  -- INVALID"))
+            comment(index, f"INDEX {index.sql_name}")
+    section("indexes", lines + attach)
 
     lines = []
     for trigger in snap.of_kind("trigger"):
