@@ -1,0 +1,176 @@
+"""lint as a user meets it: exit codes, output formats, configuration, suppression, docs kept in sync."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mercurio_migrate.errors import UsageError
+from mercurio_migrate.lint import lint_paths, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+HEADER = "-- Migration: m\n-- Purpose: p\n-- Author: a\n-- Date: 2025-08-23\n-- Requirements: 1\n\n"
+UNSAFE = HEADER + "BEGIN;\nSET LOCAL lock_timeout = '5s';\nCREATE INDEX t_a ON t (a);\nCOMMIT;\n"
+ROLLBACK = "BEGIN;\nSET LOCAL lock_timeout = '5s';\nDROP INDEX IF EXISTS t_a;\nCOMMIT;\n"
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mercurio_migrate", "lint", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=60)
+
+
+def folder(root: Path, migration: str, rollback: str | None = ROLLBACK,
+           name: str = "20250823_143000_add_index") -> Path:
+    path = root / "migrations" / name
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "migration.sql").write_text(migration)
+    if rollback is not None:
+        (path / "rollback.sql").write_text(rollback)
+    return path
+
+
+def test_exit_1_on_error_findings_and_0_when_clean(tmp_path):
+    folder(tmp_path, UNSAFE)
+    failed = run(cwd=tmp_path)  # default: ./migrations
+    assert failed.returncode == 1, failed.stderr
+    assert "[require-concurrent-index-creation]" in failed.stdout and "fix: " in failed.stdout
+    clean = run("--ignore", "require-concurrent-index-creation,require-statement-timeout", cwd=tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "0 error(s)" in clean.stdout
+
+
+def test_bad_path_and_unknown_rule_exit_2_without_traceback(tmp_path):
+    missing = run("nowhere", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+    unknown = run("--select", "no-such-rule", cwd=tmp_path)
+    assert unknown.returncode == 2 and "no-such-rule" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_json_output_carries_every_field(tmp_path):
+    folder(tmp_path, UNSAFE)
+    result = run("--format", "json", "migrations", cwd=tmp_path)
+    document = json.loads(result.stdout)
+    finding = next(f for f in document["findings"] if f["rule"] == "require-concurrent-index-creation")
+    assert finding == {"rule": "require-concurrent-index-creation", "severity": "error",
+                       "file": "migrations/20250823_143000_add_index/migration.sql", "line": 9, "column": 1,
+                       "message": finding["message"], "fix": finding["fix"]}
+    assert "t" in finding["message"] and "CONCURRENTLY" in finding["fix"]
+
+
+def test_sarif_has_the_required_2_1_0_structure(tmp_path):
+    folder(tmp_path, UNSAFE)
+    document = json.loads(run("--format", "sarif", cwd=tmp_path).stdout)
+    assert document["version"] == "2.1.0" and document["$schema"].endswith("sarif-2.1.0.json")
+    (run_,) = document["runs"]
+    driver = run_["tool"]["driver"]
+    assert driver["name"] and isinstance(driver["rules"], list)
+    rule_ids = [r["id"] for r in driver["rules"]]
+    for rule in driver["rules"]:
+        assert rule["shortDescription"]["text"] and rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
+    assert run_["results"]
+    for result in run_["results"]:
+        assert result["level"] in ("error", "warning", "note") and result["message"]["text"]
+        assert rule_ids[result["ruleIndex"]] == result["ruleId"]
+        location = result["locations"][0]["physicalLocation"]
+        assert not location["artifactLocation"]["uri"].startswith("/")  # repository-relative for code scanning
+        assert location["region"]["startLine"] >= 1 and location["region"]["startColumn"] >= 1
+
+
+def test_suppression_on_a_statement_with_reason(tmp_path):
+    suppressed = UNSAFE.replace("CREATE INDEX", "-- mercurio-lint: ignore require-concurrent-index-creation "
+                                                "table holds 12 rows\nCREATE INDEX")
+    root = folder(tmp_path, suppressed).parent
+    result = lint_paths([root], load_config({}))
+    assert not [f for f in result.findings if f.rule == "require-concurrent-index-creation"]
+    assert result.suppressed == 1
+    no_reason = UNSAFE.replace("CREATE INDEX", "-- mercurio-lint: ignore require-concurrent-index-creation\nCREATE INDEX")
+    folder(tmp_path, no_reason)
+    result = lint_paths([root], load_config({}))
+    assert {f.rule for f in result.findings} >= {"require-concurrent-index-creation", "invalid-suppression"}
+
+
+def test_trailing_suppression_and_ignore_file(tmp_path):
+    trailing = UNSAFE.replace("CREATE INDEX t_a ON t (a);",
+                              "CREATE INDEX t_a ON t (a); -- mercurio-lint: ignore require-concurrent-index-creation tiny")
+    root = folder(tmp_path, trailing).parent
+    assert not [f for f in lint_paths([root], load_config({})).findings if f.rule == "require-concurrent-index-creation"]
+    whole = "-- mercurio-lint: ignore-file rollback-present data fix, restored from backup\n" + HEADER + "SELECT 1;\n"
+    folder(tmp_path, whole, rollback=None, name="20250824_000000_fix")
+    assert not [f for f in lint_paths([root], load_config({})).findings if f.rule == "rollback-present"]
+
+
+def test_pyproject_configuration(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.mercurio-migrate.lint]\n'
+        'severity = { "require-concurrent-index-creation" = "warning", "prefer-identity" = "error" }\n'
+        'tenant_exempt_tables = ["tenant", "workspace", "audit"]\n'
+        'ignore = ["require-statement-timeout"]\n')
+    folder(tmp_path, UNSAFE.replace("CREATE INDEX t_a ON t (a);",
+                                    "CREATE TABLE audit (id BIGSERIAL PRIMARY KEY);\n"
+                                    "COMMENT ON TABLE audit IS 'log - external ID: au_{id}';\n"
+                                    "CREATE INDEX t_a ON t (a);"))
+    result = run("--format", "json", cwd=tmp_path)
+    findings = json.loads(result.stdout)["findings"]
+    by_rule = {f["rule"]: f["severity"] for f in findings}
+    assert by_rule["require-concurrent-index-creation"] == "warning"
+    assert by_rule["prefer-identity"] == "error"  # off by default, enabled by the severity table
+    assert "tenant-columns" not in by_rule and "require-statement-timeout" not in by_rule
+    assert result.returncode == 1  # prefer-identity is now an error
+
+
+def test_bad_configuration_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown key"):
+        load_config({"lint": {"sevrity": {}}})
+    with pytest.raises(UsageError, match="use one of"):
+        load_config({"lint": {"severity": {"drop-column": "fatal"}}})
+    with pytest.raises(UsageError, match="unknown rule"):
+        load_config({}, ignore="drop-colum")
+
+
+def test_select_and_ignore():
+    assert set(load_config({}, select="drop-column,prefer-identity").severities) == {"drop-column", "prefer-identity"}
+    everything = load_config({}, select="all", ignore="drop-column").severities
+    assert "prefer-text-field" in everything and "drop-column" not in everything
+    assert "prefer-text-field" not in load_config({}).severities
+
+
+def test_single_files_and_folders(tmp_path):
+    path = folder(tmp_path, UNSAFE, rollback="DROP INDEX t_a;\n")
+    only_rollback = lint_paths([path / "rollback.sql"], load_config({}))
+    assert only_rollback.findings and {Path(f.file).name for f in only_rollback.findings} == {"rollback.sql"}
+    loose = tmp_path / "adhoc.sql"
+    loose.write_text("ALTER TABLE t RENAME COLUMN a TO b;\n")
+    assert {f.rule for f in lint_paths([loose], load_config({})).findings} >= {"rename-column"}
+    whole_folder = lint_paths([path], load_config({}))
+    assert {Path(f.file).name for f in whole_folder.findings} == {"migration.sql", "rollback.sql"}
+
+
+def test_existing_tables_come_from_earlier_migrations(tmp_path):
+    folder(tmp_path, HEADER + "BEGIN;\nCREATE TABLE t (a VARCHAR(10));\nCOMMIT;\n", name="20250101_000000_create")
+    root = folder(tmp_path, HEADER + "BEGIN;\nALTER TABLE t ALTER COLUMN a TYPE VARCHAR(20);\n"
+                  "ALTER TABLE t ALTER COLUMN a TYPE INTEGER USING a::integer;\nCOMMIT;\n").parent
+    changes = [f for f in lint_paths([root], load_config({}, select="column-type-change")).findings]
+    assert [f.line for f in changes] == [9]  # widening a varchar is metadata-only; the cast rewrites
+
+
+def test_syntax_error_is_a_finding_not_a_crash(tmp_path):
+    root = folder(tmp_path, HEADER + "CREATE TABLE (;\n").parent
+    result = lint_paths([root], load_config({}))
+    (error,) = [f for f in result.findings if f.rule == "syntax-error"]
+    assert error.line == 7 and error.severity == "error"
+
+
+def test_docs_are_generated_from_the_rules():
+    from mercurio_migrate.lint.docs import generate, generated_part
+
+    committed = (REPO / "docs" / "lint.md").read_text(encoding="utf-8")
+    assert generated_part(committed) == generate(), \
+        "docs/lint.md is stale: run python -m mercurio_migrate.lint.docs --write docs/lint.md"
+    from mercurio_migrate.lint.rules import registry
+
+    for rule_id in registry():
+        assert f"### `{rule_id}`" in committed
