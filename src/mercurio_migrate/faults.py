@@ -17,6 +17,12 @@ ACTIVE = _TARGET > 0
 _reached = 0
 
 
+def arm(target: int, action: str = "kill") -> None:
+    """Arm in-process (a forked test child): die at the ``target``-th point."""
+    global _TARGET, _ACTION, ACTIVE, _reached
+    _TARGET, _ACTION, ACTIVE, _reached = target, action, target > 0, 0
+
+
 def point(conn, label: str) -> None:
     global _reached
     if not ACTIVE:
