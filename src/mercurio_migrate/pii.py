@@ -65,11 +65,11 @@ def _mac(key: bytes, data: bytes) -> bytes:
 
 
 def key_id(key: str) -> str:
-    return _mac(b"mercurio-pii-key-id", key.encode("utf-8")).hex()[:8]
+    return _mac(key.encode("utf-8"), b"mercurio-pii-key-id").hex()[:8]
 
 
 def _subkey(key: str, purpose: str) -> bytes:
-    return _mac(f"mercurio-pii-{purpose}-v1".encode(), key.encode("utf-8"))
+    return _mac(key.encode("utf-8"), f"mercurio-pii-{purpose}-v1".encode())
 
 
 @dataclass(frozen=True)
