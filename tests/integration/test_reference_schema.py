@@ -3,12 +3,10 @@ against the catalog with fixture rows loaded, and the cross-tenant seed defect b
 
 from __future__ import annotations
 
-import os
 import re
 
 import psycopg
 import pytest
-
 from tests.conftest import MIGRATIONS, SEED, run_cli
 
 PII_KEY = "test-pii-key-" + "k" * 32
