@@ -49,44 +49,56 @@ pass_context = click.make_pass_decorator(Context)
 
 
 class LazyGroup(click.Group):
-    """Subcommands that live in their own modules are imported only when run (fast start-up)."""
+    """Subcommands that live in their own modules are imported only when run (fast start-up, fast --help)."""
 
     lazy_commands = {
-        "verify": "mercurio_migrate.commands.verify:verify",
-        "drift": "mercurio_migrate.commands.verify:drift",
-        "dump": "mercurio_migrate.commands.verify:dump",
-        "lint": "mercurio_migrate.commands.lint:lint",
-        "explain": "mercurio_migrate.commands.indexes:explain",
-        "indexes": "mercurio_migrate.commands.indexes:indexes",
-        "preflight": "mercurio_migrate.commands.indexes:preflight",
+        "verify": ("mercurio_migrate.commands.verify:verify", "Prove every rollback on a scratch database."),
+        "drift": ("mercurio_migrate.commands.verify:drift", "Compare the live schema with what the migrations build."),
+        "dump": ("mercurio_migrate.commands.verify:dump", "Write the migrated schema as canonical DDL."),
+        "lint": ("mercurio_migrate.commands.lint:lint", "Check migrations against the guidelines and lock safety."),
+        "explain": ("mercurio_migrate.commands.indexes:explain", "Check that queries in plans.sql use their index."),
+        "indexes": ("mercurio_migrate.commands.indexes:indexes", "Index usage, unused, duplicate and INVALID indexes."),
+        "preflight": ("mercurio_migrate.commands.indexes:preflight", "Data-quality report before the legacy migration."),
     }
 
-    def _available(self) -> dict[str, str]:
+    def _load(self, name: str):
+        import importlib
+
+        module, attribute = self.lazy_commands[name][0].split(":")
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError):
+            return None
+
+    def _installed(self) -> list[str]:
         import importlib.util
 
-        found = {}
-        for name, target in self.lazy_commands.items():
-            module = target.split(":")[0]
+        names = []
+        for name, (target, _) in self.lazy_commands.items():
             try:
-                if importlib.util.find_spec(module) is not None:
-                    found[name] = target
+                if importlib.util.find_spec(target.split(":")[0]) is not None:
+                    names.append(name)
             except ModuleNotFoundError:
                 continue
-        return found
+        return names
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._available()))
+        return sorted(set(super().list_commands(ctx)) | set(self._installed()))
 
     def get_command(self, ctx: click.Context, name: str):
         if name in self.commands:
             return self.commands[name]
-        target = self._available().get(name)
-        if target is None:
-            return None
-        import importlib
+        return self._load(name) if name in self.lazy_commands else None
 
-        module, attribute = target.split(":")
-        return getattr(importlib.import_module(module), attribute)
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                rows.append((name, self.commands[name].get_short_help_str(limit=formatter.width - 20)))
+            else:
+                rows.append((name, self.lazy_commands[name][1]))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
