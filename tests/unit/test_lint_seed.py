@@ -40,6 +40,7 @@ EXPECTED = {
     ("foreign-key-not-valid", EX5, "migration.sql", 71),
     ("whole-table-dml", EX5, "migration.sql", 74),
     ("set-not-null", EX5, "migration.sql", 80),
+    ("drop-constraint", EX5, "migration.sql", 83),
     ("drop-column", EX5, "migration.sql", 84),
     ("require-concurrent-index-creation", EX5, "migration.sql", 90),
     ("require-lock-timeout", EX5, "rollback.sql", 8),

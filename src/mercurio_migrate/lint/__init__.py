@@ -105,6 +105,7 @@ class FileContext:
         self.config = config
         self.created_at: dict[str, int] = {}  # tables this file creates -> statement index
         self.columns_added_at: dict[tuple[str, str], int] = {}
+        self.cache: dict = {}  # facts several rules derive from the same file, computed once
         self.local = Schema()  # the tables this file creates, with the columns it gives them
         self.local.apply(file)
         from mercurio_migrate.lint import tree

@@ -8,8 +8,18 @@ from collections.abc import Iterator
 from mercurio_migrate.lint import tree
 
 
-def locked_tables(ctx, stmt) -> Iterator[str]:
+def locked_tables(ctx, stmt) -> list[str]:
     """Existing tables the statement locks beyond ROW EXCLUSIVE (DML is not counted)."""
+    cache = getattr(ctx, "cache", None)
+    if cache is None:
+        return list(_locked_tables(ctx, stmt))
+    key = ("locked_tables", stmt.index)
+    if key not in cache:
+        cache[key] = list(_locked_tables(ctx, stmt))
+    return cache[key]
+
+
+def _locked_tables(ctx, stmt) -> Iterator[str]:
     node = stmt.node
     kind = stmt.kind
     names: list[str] = []

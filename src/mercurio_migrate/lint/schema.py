@@ -169,9 +169,12 @@ def created_objects(sql: SqlFile) -> list[Obj]:
         elif stmt.kind == "CreateFunctionStmt":
             out.append(Obj("function", tree.strings(node.get("funcname"))[-1], "", stmt))
         elif stmt.kind in ("CreateEnumStmt", "CompositeTypeStmt", "CreateRangeStmt", "CreateDomainStmt"):
-            names = node.get("typeName") or node.get("domainname") or (
-                [{"String": {"sval": tree.relname(node.get("typevar"))}}] if node.get("typevar") else [])
-            out.append(Obj("type", tree.strings(names)[-1] if names else "", "", stmt))
+            if stmt.kind == "CompositeTypeStmt":
+                name = tree.relname(node.get("typevar"))
+            else:
+                parts = tree.strings(node.get("domainname") if stmt.kind == "CreateDomainStmt" else node.get("typeName"))
+                name = parts[-1] if parts else ""
+            out.append(Obj("type", name, "", stmt))
         elif stmt.kind == "CreateTrigStmt":
             out.append(Obj("trigger", node.get("trigname", ""), tree.relname(node.get("relation")), stmt))
         elif stmt.kind == "CreateSeqStmt":

@@ -39,22 +39,28 @@ def is_temporary(stmt) -> bool:
 def existing_alter_commands(ctx, *subtypes: str) -> Iterator[tuple[object, str, dict]]:
     """(statement, table, command) for ALTER TABLE commands of these subtypes on tables that existed before
     the file ran."""
-    for stmt in ctx.file.of_kind("AlterTableStmt"):
-        table = tree.relname(stmt.node.get("relation"))
-        if not ctx.existing_table(table, stmt):
-            continue
-        for cmd in tree.alter_commands(stmt.node):
-            if cmd.get("subtype") in subtypes:
-                yield stmt, table, cmd
+    commands = ctx.cache.get("existing_alter_commands")
+    if commands is None:
+        commands = []
+        for stmt in ctx.file.of_kind("AlterTableStmt"):
+            table = tree.relname(stmt.node.get("relation"))
+            if ctx.existing_table(table, stmt):
+                commands.extend((stmt, table, cmd) for cmd in tree.alter_commands(stmt.node))
+        ctx.cache["existing_alter_commands"] = commands
+    for stmt, table, cmd in commands:
+        if cmd.get("subtype") in subtypes:
+            yield stmt, table, cmd
 
 
 def created_by_migration(ctx) -> set:
     """For a rollback: the objects its migration creates (so dropping them is the point, not a hazard)."""
     if ctx.role != "rollback" or ctx.folder is None:
         return set()
-    from mercurio_migrate.lint.schema import created_objects
+    if "created_by_migration" not in ctx.cache:
+        from mercurio_migrate.lint.schema import created_objects
 
-    return {(o.kind, o.table, o.name) for o in created_objects(ctx.folder.migration)}
+        ctx.cache["created_by_migration"] = {(o.kind, o.table, o.name) for o in created_objects(ctx.folder.migration)}
+    return ctx.cache["created_by_migration"]
 
 
 def describe(stmt) -> str:

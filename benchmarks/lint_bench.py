@@ -1,0 +1,57 @@
+"""Speed: mercurio-migrate lint on 1,000 generated migration folders vs squawk on the same files.
+
+Each tool runs as a whole process (what a CI job pays), several times; the median wall time is reported,
+with the ratio. `taskset -c 0` pins both to one core when available. squawk is skipped (with a note) if it
+is not on PATH (`pip install squawk-cli`).
+
+    python benchmarks/lint_bench.py [FOLDERS] [RUNS]
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lint_corpus import generated_folders  # noqa: E402
+
+
+def timed(command: list[str], runs: int) -> float:
+    subprocess.run(command, capture_output=True)  # warm-up: page cache, Python bytecode
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    folders = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    root = Path(tempfile.mkdtemp(prefix="lint-bench-")) / "migrations"
+    root.mkdir(parents=True)
+    statements = generated_folders(root, folders)
+    files = sorted(str(p) for p in root.glob("*/*.sql"))
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    ours = timed(pin + [sys.executable, "-m", "mercurio_migrate", "lint", "--format", "json", str(root)], runs)
+    print(f"{folders} folders, {len(files)} files, {statements} statements; median of {runs} runs, one core")
+    print(f"mercurio-migrate lint: {ours:.3f} s")
+    if shutil.which("squawk"):
+        theirs = timed(pin + ["squawk", "--reporter", "json", *files], runs)
+        print(f"squawk:                {theirs:.3f} s")
+        print(f"ratio mercurio/squawk: {ours / theirs:.2f}")
+    else:
+        print("squawk not on PATH: pip install squawk-cli for the comparison")
+    shutil.rmtree(root.parent, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
