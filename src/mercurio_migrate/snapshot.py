@@ -578,6 +578,8 @@ def to_sql(snap: Snapshot) -> str:
         comment(s, f"SCHEMA {s.sql_name}")
     section("extensions", [f"CREATE EXTENSION IF NOT EXISTS {x.sql_name} WITH SCHEMA {x.get('schema')} "
                            f"VERSION {_literal(x.get('version'))};" for x in snap.of_kind("extension")])
+    for x in snap.of_kind("extension"):
+        comment(x, f"EXTENSION {x.sql_name}")
 
     types = []
     for t in snap.of_kind("enum type"):

@@ -401,8 +401,9 @@ class _Verification:
 
     # the final rollback ---------------------------------------------------------------------------------
     def _final(self, applied: list[Migration]) -> None:
-        reported = {(f.migration, f.difference.key, f.difference.change)
-                    for f in self.report.findings if f.difference is not None}
+        # A leftover reported once (by a round trip, or by a later rollback here) is carried down to
+        # the start: it is not attributed again to every older migration.
+        reported = {_identity(f.difference) for f in self.report.findings if f.difference is not None}
         for migration in reversed(applied):
             if migration.rollback is None:
                 self.report.final.append(Finding(
@@ -416,9 +417,14 @@ class _Verification:
                 return
             rolled_back = _take(self.conn)
             for finding in _rollback_findings(migration, self.before[migration.version], rolled_back, "final"):
-                if (migration.id, finding.difference.key, finding.difference.change) not in reported:
+                if _identity(finding.difference) not in reported:
                     self.report.final.append(finding)
+                    reported.add(_identity(finding.difference))
         self.report.reached_start = len(applied) == len(self.report.migrations)
+
+
+def _identity(d: Difference) -> tuple:
+    return (d.key, d.status, d.attr, repr(d.after))
 
 
 def _send_or_raise(conn, sql: str, what: str) -> None:

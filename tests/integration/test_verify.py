@@ -1,0 +1,278 @@
+"""verify, drift and dump against real scratch databases: broken migration sets are caught exactly,
+correct ones give no false reports, and the target database is never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import MIGRATIONS, write_migration
+from mercurio_migrate.config import Settings
+from mercurio_migrate.engine import Engine
+from mercurio_migrate.snapshot import diff, take, to_sql
+from mercurio_migrate.verify import drift, dump, verify
+
+# The shipped PII functions read their keys from session settings.
+KEYS_ENV = {"PGOPTIONS": "-c mercurio.pii_key=verify-test-pii-key-0123456789abcdef "
+                         "-c mercurio.hmac_key=verify-test-hmac-key-0123456789abcdef",
+            "MERCURIO_PII_KEY": "verify-test-pii-key-0123456789abcdef",
+            "MERCURIO_HMAC_KEY": "verify-test-hmac-key-0123456789abcdef"}
+
+A = "20250101_000001_create_a"
+
+
+@pytest.fixture
+def other_url(pg_cluster):
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_cluster.url(name)
+    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+B = "20250101_000002_change_a"
+
+
+def engine_for(database_url: str, folder: Path) -> Engine:
+    return Engine(Settings(database_url=database_url, migrations_dir=folder))
+
+
+def errors(report) -> list[str]:
+    return [f.message for f in report.findings if f.severity == "error"]
+
+
+def base_table(root: Path, fixture: str | None = None) -> None:
+    extras = {"fixture": fixture} if fixture else {}
+    write_migration(root, A, "CREATE TABLE a (id int PRIMARY KEY, note text, timezone varchar(64) DEFAULT 'UTC');",
+                    "DROP TABLE a;", **extras)
+
+
+def test_rollback_that_leaves_an_index(database_url, db, tmp_path):
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "CREATE INDEX idx_x ON a (note);", "SELECT 1;")
+    report = verify(engine_for(database_url, tmp_path))
+    assert not report.ok
+    first, second = report.migrations
+    assert first.status == "ok" and first.findings == []
+    assert second.status == "failed"
+    assert [f.message for f in second.findings][0] == f"index idx_x left behind by rollback of {B}"
+    assert second.findings[1].phase == "reapply"
+    assert 'relation "idx_x" already exists' in second.findings[1].message
+    assert take(db).objects == take(db).objects and [o.kind for o in take(db).objects] == ["schema"]
+
+
+def test_rollback_that_leaves_a_function(database_url, tmp_path):
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "CREATE OR REPLACE FUNCTION a_count() RETURNS bigint LANGUAGE sql "
+                                 "AS 'SELECT count(*) FROM a'; CREATE TABLE b (id int);", "DROP TABLE b;")
+    report = verify(engine_for(database_url, tmp_path))
+    # re-applying succeeds (CREATE OR REPLACE) and the final rollback repeats nothing already said
+    assert errors(report) == [f"function a_count() left behind by rollback of {B}"]
+    assert report.final == []
+
+
+def test_rollback_that_leaves_a_column_added_by_alter_table(database_url, tmp_path):
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "ALTER TABLE a ADD COLUMN region text;", "SELECT 1;")
+    report = verify(engine_for(database_url, tmp_path))
+    assert errors(report)[0] == f"column a.region left behind by rollback of {B}"
+    assert 'column "region" of relation "a" already exists' in errors(report)[1]
+
+
+def test_rollback_that_does_not_restore_a_changed_default(database_url, tmp_path):
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "ALTER TABLE a ALTER COLUMN timezone DROP DEFAULT;",
+                    "ALTER TABLE a ALTER COLUMN timezone SET NOT NULL;")
+    report = verify(engine_for(database_url, tmp_path))
+    assert errors(report) == [
+        f"column a.timezone not restored by rollback of {B}: default 'UTC'::character varying -> none",
+        f"column a.timezone not restored by rollback of {B}: not null no -> yes",
+        f"column a.timezone differs when {B} is re-applied after its rollback: not null no -> yes",
+    ]
+
+
+ROWS = "INSERT INTO a (id, note) VALUES (1, 'one'), (2, 'two'), (3, NULL);"
+
+
+def test_rollback_that_drops_a_column_holding_rows(database_url, tmp_path):
+    base_table(tmp_path, fixture=ROWS)
+    write_migration(tmp_path, B, "CREATE TABLE b (id int);", "DROP TABLE b; ALTER TABLE a DROP COLUMN note;")
+    report = verify(engine_for(database_url, tmp_path), data=True)
+    assert errors(report) == [
+        f"column a.note missing after rollback of {B} (it existed before the migration)",
+        f"column a.note: 2 value(s) lost: dropped by rollback of {B}",
+        f"column a.note is missing when {B} is re-applied after its rollback",
+    ]
+    # without --data only the schema is checked
+    plain = errors(verify(engine_for(database_url, tmp_path)))
+    assert errors(report)[0] in plain and not any("value(s) lost" in e for e in plain)
+
+
+MOVE = ("ALTER TABLE a ADD COLUMN body text; UPDATE a SET body = note; ALTER TABLE a DROP COLUMN note;"
+        "ALTER TABLE a ADD COLUMN note text; ALTER TABLE a DROP COLUMN body;")
+FORGETFUL_ROLLBACK = "ALTER TABLE a ADD COLUMN body text; ALTER TABLE a DROP COLUMN note; " \
+                     "ALTER TABLE a RENAME COLUMN body TO note;"
+
+
+def test_rollback_that_loses_values_is_named_with_table_and_column(database_url, tmp_path):
+    base_table(tmp_path, fixture=ROWS)
+    write_migration(tmp_path, B, "UPDATE a SET note = upper(note);", "SELECT 1;")
+    report = verify(engine_for(database_url, tmp_path), data=True)
+    (finding,) = [f for f in report.findings if f.severity == "error"]
+    assert finding.message == (f"table a: 2 of 3 row(s) lost or changed by rollback of {B} (rows 3 -> 3; "
+                               "values changed in note)")
+    assert finding.details["columns_changed"] == ["note"]
+    assert finding.details["checksum_before"] != finding.details["checksum_after"]
+
+
+def test_rows_inserted_by_a_fixture_and_deleted_by_the_rollback(database_url, tmp_path):
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "CREATE TABLE b (id int);", "DROP TABLE b; DELETE FROM a WHERE id > 1;",
+                    fixture="INSERT INTO a (id) VALUES (1), (2), (3); INSERT INTO b VALUES (1);")
+    report = verify(engine_for(database_url, tmp_path), data=True)
+    assert errors(report) == [f"table a: 2 of 3 row(s) inserted by fixture.sql lost or changed by rollback of {B}"]
+
+
+def test_loss_declared_by_a_warning_line_is_expected_not_an_error(database_url, tmp_path):
+    base_table(tmp_path, fixture=ROWS)
+    write_migration(tmp_path, B, "UPDATE a SET note = upper(note);",
+                    "-- Rollback: keep upper-case notes\n-- WARNING: notes stay upper-case\nSELECT 1;")
+    report = verify(engine_for(database_url, tmp_path), data=True)
+    assert report.ok
+    (finding,) = report.migrations[1].findings
+    assert finding.severity == "expected"
+    assert finding.message.endswith('(expected: the rollback declares "WARNING: notes stay upper-case")')
+
+
+def test_correct_sets_give_no_reports_and_column_order_is_only_a_note(database_url, db, tmp_path):
+    base_table(tmp_path, fixture=ROWS)
+    write_migration(tmp_path, B, "ALTER TABLE a ADD COLUMN body text; UPDATE a SET body = note; "
+                                 "ALTER TABLE a DROP COLUMN note; CREATE INDEX idx_body ON a (body);",
+                    "-- Rollback: restore note\nALTER TABLE a ADD COLUMN note text; UPDATE a SET note = body; "
+                    "ALTER TABLE a DROP COLUMN body;",
+                    fixture="INSERT INTO a (id, body) VALUES (4, 'four');")
+    report = verify(engine_for(database_url, tmp_path), data=True)
+    assert report.ok and report.reached_start
+    assert [m.status for m in report.migrations] == ["ok", "ok"]
+    assert [(f.severity, f.message) for f in report.findings] == [
+        ("note", f"table a: column order (id, note, timezone) -> (id, timezone, note) after rollback of {B} "
+                 "(PostgreSQL cannot restore column order)"),
+    ]
+    # a second run gives the same result in a scratch database of its own; the target stays empty
+    again = verify(engine_for(database_url, tmp_path), data=True)
+    assert again.as_dict() | {"scratch_database": None} == report.as_dict() | {"scratch_database": None}
+    assert again.scratch_database != report.scratch_database
+    assert [o.kind for o in take(db).objects] == ["schema"]
+    leftovers = db.execute("SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'").fetchall()
+    assert leftovers == []
+
+
+def test_not_reversible_is_a_warning_and_an_error_with_strict(cli, tmp_path):
+    folder = tmp_path / "migrations"
+    base_table(folder)
+    write_migration(folder, B, "CREATE TABLE b (id int);")
+    result = cli("--dir", str(folder), "verify")
+    assert result.returncode == 0, result.stderr
+    assert f"{B}  NOT REVERSIBLE" in result.stdout
+    assert f"warning: {B} is not reversible: it has no rollback.sql" in result.stdout
+    assert f"the final rollback stops at {B}" in result.stdout
+    strict = cli("--dir", str(folder), "--json", "verify", "--strict")
+    assert strict.returncode == 1
+    data = json.loads(strict.stdout)
+    assert data["ok"] is False and data["errors"] == 1
+    assert [m["status"] for m in data["migrations"]] == ["ok", "failed"]
+    assert data["migrations"][1]["findings"][0]["phase"] == "reversible"
+
+
+def test_cli_json_shape_and_exit_code_on_a_broken_set(cli, tmp_path):
+    folder = tmp_path / "migrations"
+    base_table(folder)
+    write_migration(folder, B, "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1';", "SELECT 1;")
+    result = cli("--dir", str(folder), "--json", "verify", "--keep")
+    assert result.returncode == 1, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"ok", "data", "strict", "migrations", "final", "errors", "warnings", "scratch_database"}
+    (finding,) = data["migrations"][1]["findings"]
+    assert finding == {"severity": "error", "phase": "rollback", "migration": B,
+                       "message": f"function f() left behind by rollback of {B}",
+                       "difference": {"kind": "function", "name": "f()", "status": "added", "change": "added",
+                                      "severity": "difference", "text": "function f(): added"}}
+    kept = data["scratch_database"]
+    assert kept["kept"] is True and kept["name"] in kept["url"]
+    text = cli("--dir", str(folder), "verify")
+    assert text.returncode == 1
+    assert f"error: function f() left behind by rollback of {B}" in text.stdout
+    assert "verify: FAILED (1 error(s))" in text.stdout
+
+
+def test_shipped_migrations_verify_ok_with_fixtures(database_url, db):
+    os.environ.update(KEYS_ENV)  # libpq reads PGOPTIONS from the process environment
+    try:
+        engine = engine_for(database_url, MIGRATIONS)
+        report = verify(engine, data=True)
+    finally:
+        for key in KEYS_ENV:
+            os.environ.pop(key, None)
+    on_disk = sorted(p.name for p in MIGRATIONS.iterdir() if p.is_dir() and p.name[0].isdigit())
+    assert [m.id for m in report.migrations] == on_disk
+    assert errors(report) == [], errors(report)
+    assert all(m.status == "ok" for m in report.migrations)
+    assert report.reached_start
+    assert [o.kind for o in take(db).objects] == ["schema"]
+
+
+def test_drift_names_a_hand_made_change(database_url, db, tmp_path):
+    base_table(tmp_path)
+    engine = engine_for(database_url, tmp_path)
+    engine.up()
+    assert drift(engine).differences == []
+    db.execute("ALTER TABLE a ALTER COLUMN timezone DROP DEFAULT; CREATE INDEX idx_hand ON a (note)")
+    report = drift(engine)
+    assert not report.ok
+    assert [str(d) for d in report.differences] == [
+        "index idx_hand: added", "column a.timezone: default 'UTC'::character varying -> none"]
+
+
+def test_drift_and_dump_commands(cli, db, tmp_path):
+    folder = tmp_path / "migrations"
+    base_table(folder)
+    assert cli("--dir", str(folder), "up").returncode == 0
+    assert cli("--dir", str(folder), "drift").returncode == 0
+    db.execute("ALTER TABLE a ADD COLUMN hand text")
+    result = cli("--dir", str(folder), "--json", "drift")
+    assert result.returncode == 1
+    assert [d["text"] for d in json.loads(result.stdout)["differences"]] == ["column a.hand: added"]
+    out = tmp_path / "schema.sql"
+    assert cli("--dir", str(folder), "dump", "--output", str(out)).returncode == 0
+    sql = out.read_text()
+    assert "CREATE TABLE public.a (" in sql and "hand" not in sql
+    assert cli("--dir", str(folder), "dump", "--live").stdout.count("hand text") == 1
+
+
+def test_dump_of_the_shipped_schema_replays_to_the_same_objects(database_url, db, other_url):
+    os.environ.update(KEYS_ENV)
+    try:
+        sql, _ = dump(engine_for(database_url, MIGRATIONS))
+        migrated = engine_for(other_url, MIGRATIONS)
+        migrated.up()
+        with migrated.session(lock=False) as conn:
+            original = take(conn)
+    finally:
+        for key in KEYS_ENV:
+            os.environ.pop(key, None)
+    db.execute(sql)
+    replayed = take(db)
+    assert to_sql(original) == sql
+    assert {o.key for o in replayed.objects} == {o.key for o in original.objects}
+    # PostgreSQL deparses a re-parsed `x IN (...)` on varchar (CHECK, index predicate) with other casts;
+    # nothing else may differ
+    for d in diff(original, replayed):
+        assert d.kind in ("constraint", "index") and d.attr == "definition", str(d)
+        assert "ANY" in d.before and "ANY" in d.after
