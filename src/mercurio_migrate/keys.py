@@ -241,6 +241,8 @@ def _needed_by(sources: object) -> list[tuple[str, set[str]]]:
         sources = [sources]
     result = []
     for source in sources:
+        if source is None:  # e.g. a migration without rollback.sql or fixture.sql
+            continue
         name = getattr(source, "id", None) or str(getattr(source, "path", "the migration"))
         needed = keys_needed(source)
         if needed:

@@ -168,6 +168,8 @@ def test_session_settings_from_environment(monkeypatch, tmp_path):
     assert KEY not in repr(options) and HMAC_KEY not in str(options)
     assert keys.session_settings(_Settings("postgresql://db/x"), "CREATE TABLE t (a int);") == {}
     assert keys.session_settings(_Settings("postgresql://db/x"), False) == {}
+    assert keys.session_settings(_Settings("postgresql://db/x"), [None, "SELECT 1"]) == {}
+    assert keys.session_settings(_Settings("postgresql://db/x"), [None, _Named("x")]) == dict(options)
 
 
 def test_unusable_key_is_refused_without_echoing_it(monkeypatch, tmp_path):
