@@ -26,6 +26,10 @@ def _finish(obj: Context, document: dict, lines: list[str], ok: bool) -> None:
         sys.exit(1)
 
 
+def _line(finding) -> str:
+    return f"      {_MARKS[finding.severity]}: " + finding.message.replace("\n", "\n        ")
+
+
 def _warnings(warnings: list[str]) -> None:
     from mercurio_migrate.output import message
 
@@ -56,11 +60,11 @@ def verify(obj: Context, to: str | None, data: bool, strict: bool, keep: bool) -
     for check in report.migrations:
         lines.append(f"  {check.id.ljust(width)}  {check.status.upper() if check.status != 'ok' else 'OK'}")
         for finding in check.findings:
-            lines.append(f"      {_MARKS[finding.severity]}: {finding.message}")
+            lines.append(_line(finding))
     if report.migrations:
         if report.final:
             lines.append("  rolling everything back:")
-            lines.extend(f"      {_MARKS[f.severity]}: {f.message}" for f in report.final)
+            lines.extend(_line(f) for f in report.final)
         elif report.reached_start:
             lines.append("  rolling everything back: back to the empty start, OK")
     errors = sum(f.severity == "error" for f in report.findings)
