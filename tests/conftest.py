@@ -18,6 +18,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO.parent / "shared" / "seed" / "migration-examples.md"
 MIGRATIONS = REPO / "migrations"
+# Keys for the shipped PII migrations in tests only (real keys come from the environment, never from git)
+TEST_KEYS = {"MERCURIO_PII_KEY": "test-only-pii-key-000000000000000000000000",
+             "MERCURIO_HMAC_KEY": "test-only-hmac-key-00000000000000000000000"}
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +76,7 @@ def cli(database_url, tmp_path):
     def runner(*args: str, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("database_url", database_url)
         kwargs.setdefault("cwd", tmp_path)
+        kwargs["env"] = {**TEST_KEYS, **(kwargs.get("env") or {})}
         return run_cli(*args, **kwargs)
 
     return runner

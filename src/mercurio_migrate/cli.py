@@ -347,7 +347,10 @@ def db_url(obj: Context) -> None:
 def main(argv: list[str] | None = None) -> None:
     as_json = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="mercurio-migrate", standalone_mode=False)
+        # without standalone mode, click returns the code a command passed to ctx.exit()
+        returned = cli.main(args=argv, prog_name="mercurio-migrate", standalone_mode=False)
+        if isinstance(returned, int) and returned:
+            sys.exit(returned)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

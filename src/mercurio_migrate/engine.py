@@ -5,6 +5,7 @@ Progress and warnings are reported through ``on_event(Event)``; the CLI decides 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,6 +107,8 @@ class Engine:
     def __init__(self, settings: Settings, on_event: Callable[[Event], None] | None = None):
         self.settings = settings
         self._on_event = on_event or (lambda event: None)
+        self._extra_options: dict[str, str] = {}
+        self._options_used: dict[str, str] = {}
 
     # --- plumbing ---------------------------------------------------------------------------------
     def emit(self, kind: str, message: str, **data) -> None:
@@ -125,13 +128,36 @@ class Engine:
         return found
 
     def connection_options(self) -> dict[str, str]:
-        """Session settings sent at connection start, so `RESET ALL` after each migration keeps them."""
+        """Session settings sent at connection start (never as SET statements, which a server may log), so
+        `RESET ALL` after each migration keeps them. PII keys ride along when the environment (or, on the
+        embedded default, its development keys file) has them."""
+        from mercurio_migrate import keys
+
         safety = self.settings.safety
-        return {"lock_timeout": safety.lock_timeout, "statement_timeout": safety.statement_timeout}
+        options = {"lock_timeout": safety.lock_timeout, "statement_timeout": safety.statement_timeout}
+        for env_name, setting in keys.SETTING_FOR_ENV.items():
+            value = os.environ.get(env_name) if self.settings.database_url else keys.lookup(env_name)
+            if value:
+                options[setting] = value
+        options.update(self._extra_options)
+        return options
+
+    def _require_keys(self, conn, scripts: list[Script]) -> None:
+        """Before anything runs: the PII keys these scripts need are in the session, or we say what is missing."""
+        from mercurio_migrate import keys
+
+        needed = keys.session_settings(self.settings, scripts)
+        for text in needed.messages:
+            self.emit("warning", text)
+        missing = {k: v for k, v in needed.items() if self._options_used.get(k) != v}
+        if missing:
+            self._extra_options.update(missing)
+            raise _Reconnect()
 
     @contextmanager
     def session(self, *, lock: bool) -> Iterator[object]:
-        conn = connect(self.database_url(), options=self.connection_options())
+        self._options_used = self.connection_options()
+        conn = connect(self.database_url(), options=self._options_used)
         try:
             if lock:
                 self._acquire_lock(conn)
@@ -150,8 +176,15 @@ class Engine:
                 conn.close()
 
     def _acquire_lock(self, conn) -> None:
-        got, server_port = conn.execute("SELECT pg_try_advisory_lock(%s, 0), current_setting('port')::int",
-                                        (LOCK_NAMESPACE,)).fetchone()
+        got, server_port, in_recovery, read_only = conn.execute(
+            "SELECT pg_try_advisory_lock(%s, 0), current_setting('port')::int, pg_is_in_recovery(), "
+            "current_setting('transaction_read_only') = 'on'", (LOCK_NAMESPACE,)).fetchone()
+        if in_recovery or read_only:
+            if got:
+                conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
+            what = "a read-only replica (in recovery)" if in_recovery else "read-only (default_transaction_read_only)"
+            raise ConnectionFailed(f"the database {conn.info.dbname!r} on {conn.info.host} is {what}: nothing can be "
+                                   "migrated there", hint="Point DATABASE_URL at the primary server.")
         client_port = int(conn.info.port or server_port)
         if client_port != server_port and not self.settings.safety.allow_pooler:
             if got:
@@ -290,6 +323,26 @@ class Engine:
             raise DriftError(drifted)
         self.emit("warning", "continuing despite drift (--allow-drift): " + ", ".join(drifted))
 
+    def _refuse_renamed(self, states: list[MigrationState], applied: dict[str, history.HistoryRow]) -> None:
+        """A pending folder whose migration.sql is byte-identical to an applied one that vanished from disk
+        is almost surely that migration renamed: running it again would apply it twice."""
+        missing = {s.checksum: s for s in states if s.state == MISSING}
+        for state in states:
+            if state.state == MISSING:
+                self.emit("warning", f"{state.version}_{state.name} is recorded as applied but its folder is not on "
+                                     "disk", version=state.version)
+            elif state.state == APPLIED and applied[state.version].name != state.name:
+                self.emit("warning", f"{state.version}: applied as {applied[state.version].name!r}, the folder is now "
+                                     f"named {state.name!r}", version=state.version)
+        renamed = [(s, missing[s.checksum]) for s in states if s.state == PENDING and s.checksum in missing]
+        if renamed:
+            pairs = ", ".join(f"{new.version}_{new.name} (was {old.version}_{old.name})" for new, old in renamed)
+            raise MercurioError(
+                f"pending migration(s) identical to applied ones whose folders are gone: {pairs}; "
+                "running them would apply the same change twice",
+                hint="If the folder was renamed, record the new version with `resolve NEW_VERSION --applied` "
+                     "and drop the old row with `resolve OLD_VERSION --rolled-back`.")
+
     def _parse_all(self, files: list[tuple[Migration, SqlFile]]) -> list[Script]:
         scripts, errors = [], []
         for _, sql_file in files:
@@ -337,13 +390,28 @@ class Engine:
                                  "written, statement by statement; it is not atomic", version=migration.version)
 
     # --- commands ---------------------------------------------------------------------------------
-    def up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False) -> RunResult:
+    def up(self, **kwargs) -> RunResult:
+        """Apply pending migrations (``to``, ``dry_run``, ``allow_drift``)."""
+        try:
+            return self._up(**kwargs)
+        except _Reconnect:  # keys generated for the embedded server: the session must carry them from the start
+            return self._up(**kwargs)
+
+    def down(self, **kwargs) -> RunResult:
+        """Roll back (``steps`` | ``to`` | ``all_``, ``dry_run``, ``allow_drift``)."""
+        try:
+            return self._down(**kwargs)
+        except _Reconnect:
+            return self._down(**kwargs)
+
+    def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False) -> RunResult:
         found = self.migrations()
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
             target = self._find_version(found, applied, to) if to else None
             states = self.compute_states(found, applied)
             self._refuse_drift(states, allow_drift)
+            self._refuse_renamed(states, applied)
             pending = [m for m in found.migrations
                        if m.version not in applied and (target is None or m.version <= target)]
             newest_applied = max(applied) if applied else ""
@@ -355,6 +423,7 @@ class Engine:
             plan = tuple(self._plan_entry(m, s) for m, s in zip(pending, scripts))
             if dry_run:
                 return RunResult("up", (), plan, True)
+            self._require_keys(conn, scripts)
             if pending:
                 if self.settings.safety.preflight:
                     self.preflight(conn)
@@ -369,8 +438,8 @@ class Engine:
                           version=migration.version)
         return RunResult("up", tuple(steps), plan, False)
 
-    def down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
-             dry_run: bool = False, allow_drift: bool = False) -> RunResult:
+    def _down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
+              dry_run: bool = False, allow_drift: bool = False) -> RunResult:
         found = self.migrations()
         on_disk = found.by_version()
         with self.session(lock=not dry_run) as conn:
@@ -404,6 +473,7 @@ class Engine:
             plan = tuple(self._plan_entry(m, s) for m, s in zip(migrations, scripts))
             if dry_run:
                 return RunResult("down", (), plan, True)
+            self._require_keys(conn, scripts)
             if migrations and self.settings.safety.preflight:
                 self.preflight(conn)
             results = []
@@ -627,8 +697,26 @@ class Engine:
         detail = diag.message_detail
         if diag.context:
             detail = f"{detail}\n  CONTEXT: {diag.context}" if detail else f"CONTEXT: {diag.context}"
-        return SqlError(location, diag.message_primary or str(error), detail=detail, hint=diag.message_hint,
+        hint = diag.message_hint or _HINTS.get(diag.sqlstate or "")
+        return SqlError(location, diag.message_primary or str(error), detail=detail, hint=hint,
                         sqlstate=diag.sqlstate)
+
+
+_ALREADY_EXISTS_HINT = (
+    "The object already exists. If an earlier run created it but the history does not say so (history edited "
+    "by hand, folder renamed?), record the migration with `mercurio-migrate resolve VERSION --applied`; "
+    "otherwise pick another name.")
+_HINTS = {
+    "42P07": _ALREADY_EXISTS_HINT,  # duplicate_table (relations and indexes)
+    "42710": _ALREADY_EXISTS_HINT,  # duplicate_object
+    "42723": _ALREADY_EXISTS_HINT,  # duplicate_function
+    "42501": "The database user lacks a privilege this statement needs: run migrations as the schema's owner, "
+             "or GRANT the privilege named above.",
+}
+
+
+class _Reconnect(Exception):
+    """Internal: the session must be reopened with more settings (development keys just generated)."""
 
 
 class _StatementFailed(Exception):

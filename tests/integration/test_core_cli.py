@@ -41,7 +41,8 @@ def test_shipped_migrations_up_status_down_all_up_noop(cli, db):
     assert len(json.loads(again.stdout)["applied"]) == len(states)
     noop = cli("--dir", str(MIGRATIONS), "--json", "up")
     assert noop.returncode == 0 and json.loads(noop.stdout) == {"applied": []}
-    log_rows = db.execute("SELECT count(*) FROM migration_log").fetchone()[0]
+    # the tool's own rows (some rollbacks of the reference set log a row of their own, as the seed's does)
+    log_rows = db.execute("SELECT count(*) FROM migration_log WHERE notes LIKE '%by mercurio-migrate%'").fetchone()[0]
     assert log_rows == 3 * len(states)
 
 

@@ -17,22 +17,16 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import MIGRATIONS
+from conftest import MIGRATIONS, TEST_KEYS
 from mercurio_migrate import config, faults, snapshot
 from mercurio_migrate.engine import Engine
 from mercurio_migrate.layout import discover
 from mercurio_migrate.sqlscript import Mode, parse
 
-TEST_KEYS = {"MERCURIO_PII_KEY": "fault-test-pii-key-0123456789abcdef",
-             "MERCURIO_HMAC_KEY": "fault-test-hmac-key-0123456789abcdef"}
-
-
 @pytest.fixture(scope="module")
 def keys_env():
-    saved = {k: os.environ.get(k) for k in [*TEST_KEYS, "PGOPTIONS"]}
+    saved = {k: os.environ.get(k) for k in TEST_KEYS}
     os.environ.update(TEST_KEYS)
-    os.environ["PGOPTIONS"] = (f"-c mercurio.pii_key={TEST_KEYS['MERCURIO_PII_KEY']} "
-                               f"-c mercurio.hmac_key={TEST_KEYS['MERCURIO_HMAC_KEY']}")
     yield
     for key, value in saved.items():
         if value is None:
