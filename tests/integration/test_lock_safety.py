@@ -6,6 +6,7 @@ import threading
 import time
 
 import psycopg
+
 from conftest import write_migration
 
 ALTER = "ALTER TABLE t ADD COLUMN x int;"
