@@ -174,7 +174,12 @@ def _print_run(obj: Context, result) -> None:
         if result.dry_run:
             emit_json({"dry_run": True, "plan": [p.as_dict() for p in result.plan]})
         else:
-            emit_json({key: [s.as_dict() for s in result.steps]})
+            document = {key: [s.as_dict() for s in result.steps]}
+            if result.validation is not None:
+                document["validation"] = result.validation.as_dict()
+            if result.validation_each:
+                document["validation_each"] = [{"version": v, **r.as_dict()} for v, r in result.validation_each]
+            emit_json(document)
         return
     from mercurio_migrate.output import table
 
@@ -193,6 +198,13 @@ def _print_run(obj: Context, result) -> None:
     table(["version", "name", "mode", "duration", "records"],
           [[s.version, s.name, s.mode, f"{s.duration_ms:.1f} ms", s.records_processed] for s in result.steps],
           title=f"{verb} {len(result.steps)} migration(s)")
+    if result.validation_each or result.validation is not None:
+        from mercurio_migrate.validation import render
+
+        for version, report in result.validation_each:
+            print(f"\nchanges by {version}:\n" + render(report))
+        if result.validation is not None:
+            print("\nchanges by this run:\n" + render(result.validation))
 
 
 def safety_options(command):
@@ -222,12 +234,17 @@ def _take_safety(obj: Context, kwargs: dict) -> None:
 @click.option("--to", "to", metavar="VERSION", help="Apply pending migrations up to and including VERSION.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (migrations, transaction modes, statements); change nothing.")
 @click.option("--allow-drift", is_flag=True, help="Run even if applied migration files changed since they ran.")
+@click.option("--validate-each", is_flag=True,
+              help="Report schema and row-count changes around every migration, not only the whole run.")
+@click.option("--no-validate", is_flag=True, help="Skip the before/after schema and row-count report.")
 @safety_options
 @pass_context
-def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool, **safety) -> None:
+def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool, validate_each: bool, no_validate: bool,
+       **safety) -> None:
     """Apply pending migrations in order."""
     _take_safety(obj, safety)
-    _print_run(obj, obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift))
+    _print_run(obj, obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift,
+                                    validate=not no_validate, validate_each=validate_each))
 
 
 @cli.command()

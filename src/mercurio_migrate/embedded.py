@@ -175,6 +175,9 @@ class Cluster:
             if not self._socket_answers():
                 if not self.initialized:
                     self._initdb()
+                if self._pg_ctl("status", check=False).returncode == 0:
+                    # running but unreachable (its socket file was removed): restart to get it back
+                    self._pg_ctl("stop", "-m", "fast", "-w")
                 self._start()
             self._ensure_database()
         return self.url()

@@ -97,6 +97,8 @@ class RunResult:
     steps: tuple[StepResult, ...]
     plan: tuple[PlannedStep, ...]
     dry_run: bool
+    validation: object | None = None  # validation.ValidationReport of the whole run
+    validation_each: tuple = ()  # (version, ValidationReport) per migration with --validate-each
 
 
 def _now_ms(start: float) -> float:
@@ -404,7 +406,8 @@ class Engine:
         except _Reconnect:
             return self._down(**kwargs)
 
-    def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False) -> RunResult:
+    def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False,
+            validate: bool = True, validate_each: bool = False) -> RunResult:
         found = self.migrations()
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
@@ -424,11 +427,17 @@ class Engine:
             if dry_run:
                 return RunResult("up", (), plan, True)
             self._require_keys(conn, scripts)
-            if pending:
-                if self.settings.safety.preflight:
-                    self.preflight(conn)
-                self.ensure_tables(conn)
-            steps = []
+            self._verify_scripts = {m.version: parse(m.extras["verify.sql"].text, m.extras["verify.sql"].path)
+                                    for m in pending if "verify.sql" in m.extras}
+            if not pending:
+                return RunResult("up", (), plan, False)
+            if self.settings.safety.preflight:
+                self.preflight(conn)
+            self.ensure_tables(conn)
+            from mercurio_migrate import validation
+
+            first = last = validation.capture(conn) if (validate or validate_each) else None
+            steps, each = [], []
             for index, (migration, script) in enumerate(zip(pending, scripts), start=1):
                 self._warn_mode(migration, script)
                 self.emit("start", f"[{index}/{len(pending)}] applying {migration.id}", index=index,
@@ -436,7 +445,14 @@ class Engine:
                 steps.append(self._run(conn, migration, script, "up", steps))
                 self.emit("done", f"applied {migration.id} in {steps[-1].duration_ms:.1f} ms",
                           version=migration.version)
-        return RunResult("up", tuple(steps), plan, False)
+                if validate_each:
+                    current = validation.capture(conn)
+                    each.append((migration.version, validation.compare(last, current)))
+                    last = current
+            report = None
+            if first is not None:
+                report = validation.compare(first, last if validate_each else validation.capture(conn))
+        return RunResult("up", tuple(steps), plan, False, report, tuple(each))
 
     def _down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
               dry_run: bool = False, allow_drift: bool = False) -> RunResult:
@@ -583,6 +599,9 @@ class Engine:
             raise _StatementFailed(failed, results[-1].error, offset_base,
                                    "its transaction was rolled back: the database and the history are as before.")
         records = sum(r.rowcount for r, s in zip(results[1:], body) if s.counts_rows)
+        if direction == "up":
+            self._run_verify_sql(conn, migration, "its transaction was rolled back: the database and the "
+                                                  "history are as before.")
         finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
         faults.point(conn, f"{migration.version}:before-commit")
         self._finish(conn, migration, script, finish + ";\nCOMMIT")
@@ -639,10 +658,43 @@ class Engine:
             if statement.counts_rows and results:
                 records += results[-1].rowcount
         duration = _now_ms(started)
+        if direction == "up":
+            self._run_verify_sql(conn, migration, "its statements ran and stay, but it is not recorded as applied; "
+                                                  "fix the data or the migration, then run the command again.")
         finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
         self._finish(conn, migration, script, f"BEGIN;\n{finish};\nCOMMIT")
         faults.point(conn, f"{migration.version}:committed")
         return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
+
+    def _run_verify_sql(self, conn, migration: Migration, state_note: str) -> None:
+        """verify.sql: a statement that raises, or a query whose first column is false or NULL, fails the migration."""
+        import psycopg
+
+        script = getattr(self, "_verify_scripts", {}).get(migration.version)
+        if script is None and "verify.sql" in migration.extras:
+            script = parse(migration.extras["verify.sql"].text, migration.extras["verify.sql"].path)
+        if script is None:
+            return
+        for statement in script.statements:
+            try:
+                cursor = conn.execute(statement.text)
+                row = cursor.fetchone() if cursor.description else ("ok",)
+            except psycopg.Error as error:
+                if in_failed_or_open_transaction(conn):
+                    conn.execute("ROLLBACK")
+                raise MigrationFailed(migration.version, migration.name,
+                                      self._sql_error(script, statement, error, statement.start),
+                                      state_note) from None
+            if row is None or row[0] is None or row[0] is False:
+                if in_failed_or_open_transaction(conn):
+                    conn.execute("ROLLBACK")
+                got = "no row" if row is None else repr(row[0]).replace("None", "NULL")
+                location = script.location(statement.start, statement)
+                raise MigrationFailed(
+                    migration.version, migration.name,
+                    SqlError(location, f"assertion failed: the query returned {got}",
+                             hint="verify.sql queries must return true in their first column."),
+                    state_note)
 
     def _already_done(self, conn, statement: Statement, script: Script) -> bool:
         """Resuming a non-transactional migration: the catalog proves which index statements already took effect."""

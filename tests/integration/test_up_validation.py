@@ -1,0 +1,84 @@
+"""`up` reports what the run changed (schema, row counts, foreign keys) and runs each folder's verify.sql."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import write_migration
+
+
+def test_up_reports_created_objects_row_counts_and_new_foreign_keys(cli, db, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_parent", "CREATE TABLE parent (id bigint PRIMARY KEY);\n"
+                                                    "INSERT INTO parent SELECT generate_series(1, 7);")
+    write_migration(root, "20250101_000001_child",
+                    "CREATE TABLE child (id bigint PRIMARY KEY, parent_id bigint REFERENCES parent (id));\n"
+                    "INSERT INTO child VALUES (1, 1), (2, 2);")
+    result = cli("--dir", str(root), "--json", "up", "--validate-each")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    whole = document["validation"]
+    assert {d["name"] for d in whole["created"] if d["kind"] == "table"} == {"parent", "child"}
+    rows = {r["table"]: r for r in whole["rows"]}
+    assert rows["parent"]["after"]["rows"] == 7 and rows["child"]["after"]["rows"] == 2
+    assert [fk["table"] for fk in whole["new_foreign_keys"]] == ["child"]
+    each = {entry["version"]: entry for entry in document["validation_each"]}
+    assert [d["name"] for d in each["20250101_000000"]["created"] if d["kind"] == "table"] == ["parent"]
+    assert [d["name"] for d in each["20250101_000001"]["created"] if d["kind"] == "table"] == ["child"]
+
+    text = cli("--dir", str(root), "up")
+    assert "nothing to do" in text.stdout
+
+
+def test_text_output_shows_the_changes_of_the_run(cli, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2);")
+    result = cli("--dir", str(root), "up")
+    assert result.returncode == 0, result.stderr
+    assert "changes by this run:" in result.stdout and "table t" in result.stdout
+    assert "t: absent -> 2" in result.stdout
+
+
+VERIFY_OK = "SELECT count(*) = 3 FROM t;\nSELECT NOT EXISTS (SELECT 1 FROM t WHERE id IS NULL);\n"
+
+
+def test_verify_sql_passing_lets_the_migration_commit(cli, db, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "BEGIN;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (2), (3);\n"
+                                               "COMMIT;\n", verify=VERIFY_OK)
+    result = cli("--dir", str(root), "up")
+    assert result.returncode == 0, result.stderr
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+
+
+def test_verify_sql_false_rolls_back_the_whole_transactional_migration(cli, db, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "BEGIN;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1), (NULL);\n"
+                                               "COMMIT;\n", verify="SELECT true;\n\n" + VERIFY_OK)
+    result = cli("--dir", str(root), "--json", "up")
+    assert result.returncode == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["cause"]["file"].endswith("20250101_000000_t/verify.sql")
+    assert error["cause"]["line"] == 3
+    assert "assertion failed: the query returned False" in error["message"]
+    assert db.execute("SELECT to_regclass('t')").fetchone()[0] is None
+    assert db.execute("SELECT count(*) FROM public.mercurio_migrations").fetchone()[0] == 0
+
+
+def test_verify_sql_that_raises_fails_the_migration(cli, db, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "CREATE TABLE t (id int);",
+                    verify="DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM t) THEN\n"
+                           "  RAISE EXCEPTION 't is empty'; END IF; END $$;\n")
+    result = cli("--dir", str(root), "up")
+    assert result.returncode == 1
+    assert "verify.sql:1:1: t is empty" in result.stderr
+    assert db.execute("SELECT to_regclass('t')").fetchone()[0] is None
+
+
+def test_verify_sql_null_and_empty_results_fail(cli, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "CREATE TABLE t (id int);", verify="SELECT NULL::boolean;")
+    assert "returned NULL" in cli("--dir", str(root), "up").stderr
+    write_migration(root, "20250101_000000_t", "CREATE TABLE t (id int);", verify="SELECT true FROM t;")
+    assert "returned no row" in cli("--dir", str(root), "up").stderr
