@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mercurio_migrate import __version__
-from mercurio_migrate.errors import ConnectionFailed
+from mercurio_migrate.errors import ConnectionFailed, UsageError
 from mercurio_migrate.redact import password_of, redact_url, scrub
 
 APPLICATION_NAME = "mercurio-migrate"
@@ -38,8 +38,8 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
         kwargs["options"] = " ".join(filter(None, (os.environ.get("PGOPTIONS"), _url_options(url), own)))
     try:
         return psycopg.connect(url, **kwargs)
-    except psycopg.ProgrammingError as exc:  # malformed conninfo
-        raise ConnectionFailed(
+    except psycopg.ProgrammingError as exc:  # malformed conninfo: a configuration error
+        raise UsageError(
             f"the database URL is not valid ({redact_url(url)}): {scrub(str(exc), password_of(url))}",
             hint="Use a libpq URI such as postgresql://user@host:5432/dbname (password in PGPASSWORD or ~/.pgpass).",
         ) from None

@@ -255,7 +255,7 @@ class Engine:
                 conn.execute("ROLLBACK")
             error = results[-1].error
             raise MercurioError(f"{what} failed: {error.diag.message_primary or error}",
-                                hint=error.diag.message_hint)
+                                hint=error.diag.message_hint or _HINTS.get(error.diag.sqlstate or ""))
 
     def read_history(self, conn) -> dict[str, history.HistoryRow]:
         if not self._tables_exist(conn)[0]:
