@@ -237,14 +237,23 @@ def _take_safety(obj: Context, kwargs: dict) -> None:
 @click.option("--validate-each", is_flag=True,
               help="Report schema and row-count changes around every migration, not only the whole run.")
 @click.option("--no-validate", is_flag=True, help="Skip the before/after schema and row-count report.")
+@click.option("--dump", "dump_path", type=click.Path(dir_okay=False, writable=True, path_type=Path), metavar="FILE",
+              help="After applying, write the database's schema as canonical DDL to FILE (as `dump --live`).")
 @safety_options
 @pass_context
 def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool, validate_each: bool, no_validate: bool,
-       **safety) -> None:
+       dump_path: Path | None, **safety) -> None:
     """Apply pending migrations in order."""
     _take_safety(obj, safety)
-    _print_run(obj, obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift,
-                                    validate=not no_validate, validate_each=validate_each))
+    result = obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift, validate=not no_validate,
+                             validate_each=validate_each, dump=dump_path is not None and not dry_run)
+    if result.schema_sql is not None:
+        dump_path.write_text(result.schema_sql, encoding="utf-8")
+        if not obj.as_json:
+            from mercurio_migrate.output import message
+
+            message(f"wrote {dump_path} ({result.schema_sql.count(chr(10))} lines)")
+    _print_run(obj, result)
 
 
 @cli.command()

@@ -99,6 +99,7 @@ class RunResult:
     dry_run: bool
     validation: object | None = None  # validation.ValidationReport of the whole run
     validation_each: tuple = ()  # (version, ValidationReport) per migration with --validate-each
+    schema_sql: str | None = None  # canonical DDL of the migrated database (up --dump)
 
 
 def _now_ms(start: float) -> float:
@@ -407,7 +408,7 @@ class Engine:
             return self._down(**kwargs)
 
     def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False,
-            validate: bool = True, validate_each: bool = False) -> RunResult:
+            validate: bool = True, validate_each: bool = False, dump: bool = False) -> RunResult:
         found = self.migrations()
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
@@ -430,7 +431,7 @@ class Engine:
             self._verify_scripts = {m.version: parse(m.extras["verify.sql"].text, m.extras["verify.sql"].path)
                                     for m in pending if "verify.sql" in m.extras}
             if not pending:
-                return RunResult("up", (), plan, False)
+                return RunResult("up", (), plan, False, schema_sql=self._schema_sql(conn) if dump else None)
             if self.settings.safety.preflight:
                 self.preflight(conn)
             self.ensure_tables(conn)
@@ -449,10 +450,21 @@ class Engine:
                     current = validation.capture(conn)
                     each.append((migration.version, validation.compare(last, current)))
                     last = current
-            report = None
+            report = schema_sql = None
             if first is not None:
-                report = validation.compare(first, last if validate_each else validation.capture(conn))
-        return RunResult("up", tuple(steps), plan, False, report, tuple(each))
+                final = last if validate_each else validation.capture(conn)
+                report = validation.compare(first, final)
+                if dump:
+                    schema_sql = self._schema_sql(conn, final.schema)
+            elif dump:
+                schema_sql = self._schema_sql(conn)
+        return RunResult("up", tuple(steps), plan, False, report, tuple(each), schema_sql)
+
+    @staticmethod
+    def _schema_sql(conn, schema=None) -> str:
+        from mercurio_migrate import snapshot
+
+        return snapshot.to_sql(schema if schema is not None else snapshot.take(conn))
 
     def _down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
               dry_run: bool = False, allow_drift: bool = False) -> RunResult:

@@ -82,3 +82,17 @@ def test_verify_sql_null_and_empty_results_fail(cli, tmp_path):
     assert "returned NULL" in cli("--dir", str(root), "up").stderr
     write_migration(root, "20250101_000000_t", "CREATE TABLE t (id int);", verify="SELECT true FROM t;")
     assert "returned no row" in cli("--dir", str(root), "up").stderr
+
+
+def test_up_dump_writes_the_schema_and_refreshes_it_when_nothing_is_pending(cli, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "CREATE TABLE t (id bigint PRIMARY KEY, note text DEFAULT 'x');")
+    schema = tmp_path / "schema.sql"
+    result = cli("--dir", str(root), "up", "--dump", str(schema))
+    assert result.returncode == 0, result.stderr
+    text = schema.read_text()
+    assert "CREATE TABLE" in text and "note text DEFAULT 'x'::text" in text
+    assert "mercurio_migrations" not in text
+    schema.write_text("stale")
+    assert cli("--dir", str(root), "up", "--dump", str(schema), "--no-validate").returncode == 0
+    assert schema.read_text() == text
