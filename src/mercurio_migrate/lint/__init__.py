@@ -8,7 +8,7 @@ the documentation (``python -m mercurio_migrate.lint.docs``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mercurio_migrate.errors import UsageError
@@ -103,24 +103,19 @@ class FileContext:
         self.folder = folder
         self.schema = schema  # as earlier migrations left it (for a rollback: as its migration left it)
         self.config = config
-        self.created_at: dict[str, int] = {}  # tables this file creates -> statement index
-        self.columns_added_at: dict[tuple[str, str], int] = {}
+        # tables this file creates -> statement index; (table, column) it adds -> statement index
+        self.created_at, self.columns_added_at = file.fact("created_at", _created_at)
         self.cache: dict = {}  # facts several rules derive from the same file, computed once
-        self.local = Schema()  # the tables this file creates, with the columns it gives them
-        self.local.apply(file)
-        from mercurio_migrate.lint import tree
+        self.suppressions: list[Suppression] = []
+        self._local: Schema | None = None
 
-        for stmt in file.statements:
-            if stmt.kind == "CreateStmt":
-                self.created_at.setdefault(tree.relname(stmt.node.get("relation")), stmt.index)
-            elif stmt.kind == "CreateTableAsStmt":
-                self.created_at.setdefault(tree.relname(stmt.node.get("into", {}).get("rel")), stmt.index)
-            elif stmt.kind == "AlterTableStmt":
-                table = tree.relname(stmt.node.get("relation"))
-                for cmd in tree.alter_commands(stmt.node):
-                    kind, definition = tree.unwrap(cmd.get("def"))
-                    if cmd.get("subtype") == "AT_AddColumn" and kind == "ColumnDef":
-                        self.columns_added_at.setdefault((table, definition.get("colname", "")), stmt.index)
+    @property
+    def local(self) -> Schema:
+        """The tables this file creates, with the columns it gives them (replayed on first use)."""
+        if self._local is None:
+            self._local = Schema()
+            self._local.apply(self.file)
+        return self._local
 
     @property
     def role(self) -> str:
@@ -148,6 +143,25 @@ class FileContext:
             position = self.file.position(node, stmt)
         return Finding(rule="", severity="", file=self.file.path, line=position[0], column=position[1],
                        message=message, fix=fix, statement=stmt.index if stmt else None)
+
+
+def _created_at(file: SqlFile) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    from mercurio_migrate.lint import tree
+
+    created_at: dict[str, int] = {}
+    columns_added_at: dict[tuple[str, str], int] = {}
+    for stmt in file.of_kind("CreateStmt", "CreateTableAsStmt", "AlterTableStmt"):
+        if stmt.kind == "CreateStmt":
+            created_at.setdefault(tree.relname(stmt.node.get("relation")), stmt.index)
+        elif stmt.kind == "CreateTableAsStmt":
+            created_at.setdefault(tree.relname(stmt.node.get("into", {}).get("rel")), stmt.index)
+        else:
+            table = tree.relname(stmt.node.get("relation"))
+            for cmd in tree.alter_commands(stmt.node):
+                kind, definition = tree.unwrap(cmd.get("def"))
+                if cmd.get("subtype") == "AT_AddColumn" and kind == "ColumnDef":
+                    columns_added_at.setdefault((table, definition.get("colname", "")), stmt.index)
+    return created_at, columns_added_at
 
 
 @dataclass
@@ -227,25 +241,37 @@ def _statement_for(sql: SqlFile, offset: int, line: int) -> int | None:
 
 
 # --- running --------------------------------------------------------------------------------------------
+# Rules declare the statement kinds and file roles they can report on (KINDS, ROLES); the runner skips a
+# rule for a file that has none of them. Tests turn this off to check that it never changes a finding.
+DISPATCH = True
+
+
 def _run_file(ctx: FileContext, rules: dict, only: str | None, result: LintResult) -> None:
     from mercurio_migrate.lint.rules import registry
 
-    known = registry()
-    ctx.suppressions = suppressions(ctx.file, known)
+    file = ctx.file
+    ctx.suppressions = suppressions(file, registry())
     active = {(s.statement, s.rule) for s in ctx.suppressions if s.valid}
     whole_file = {s.rule for s in ctx.suppressions if s.valid and s.statement is None}
-    result.files += ctx.file.path == only or only is None
+    result.files += file.path == only or only is None
+    severities = ctx.config.severities
+    findings = result.findings
+    kinds, role = file.kinds, file.role
     for rule_id, rule in rules.items():
-        if ctx.file.syntax_error and rule_id != "syntax-error":
+        if file.syntax_error and rule_id != "syntax-error":
             continue
-        severity = ctx.config.severities[rule_id]
+        if DISPATCH and not rule.applies(kinds, role):
+            continue
+        severity = severities[rule_id]
         for finding in rule.check(ctx):
             if only is not None and finding.file != only:
                 continue
-            if rule_id in whole_file or (finding.statement, rule_id) in active:
-                result.suppressed += 1
-                continue
-            result.findings.append(replace(finding, rule=rule_id, severity=severity))
+            if active or whole_file:
+                if rule_id in whole_file or (finding.statement, rule_id) in active:
+                    result.suppressed += 1
+                    continue
+            findings.append(Finding(rule_id, severity, finding.file, finding.line, finding.column, finding.message,
+                                    finding.fix, finding.statement))
 
 
 def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:

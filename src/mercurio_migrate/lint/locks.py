@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 from mercurio_migrate.lint import tree
 
+# the statement kinds that can lock a table here (a rule about locks has nothing to say about other files)
+LOCKING_KINDS = ("AlterTableStmt", "IndexStmt", "CreateTrigStmt", "ClusterStmt", "RenameStmt", "CreateStmt", "DropStmt",
+                 "TruncateStmt", "VacuumStmt", "ReindexStmt")
 
 def locked_tables(ctx, stmt) -> list[str]:
     """Existing tables the statement locks beyond ROW EXCLUSIVE (DML is not counted)."""
@@ -29,13 +32,13 @@ def _locked_tables(ctx, stmt) -> Iterator[str]:
         names.append(tree.relname(node.get("relation")))
         if kind == "AlterTableStmt":
             for cmd in tree.alter_commands(node):
-                for sub_kind, body in tree.walk(cmd.get("def")):
-                    if sub_kind == "Constraint" and body.get("contype") == "CONSTR_FOREIGN":
+                for body in ctx.file.nodes(cmd.get("def"), "Constraint"):
+                    if body.get("contype") == "CONSTR_FOREIGN":
                         names.append(tree.relname(body.get("pktable")))
     elif kind == "CreateStmt":
         # a foreign key locks the referenced table (SHARE ROW EXCLUSIVE) while the new table is created
-        for sub_kind, body in tree.walk(node.get("tableElts")):
-            if sub_kind == "Constraint" and body.get("contype") == "CONSTR_FOREIGN":
+        for body in ctx.file.nodes(node.get("tableElts"), "Constraint"):
+            if body.get("contype") == "CONSTR_FOREIGN":
                 names.append(tree.relname(body.get("pktable")))
     elif kind == "DropStmt" and node.get("removeType") == "OBJECT_TABLE":
         names.extend(tree.object_name(o) for o in node.get("objects") or ())

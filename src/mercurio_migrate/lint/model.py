@@ -30,7 +30,7 @@ class Finding:
                 "column": self.column, "message": self.message, "fix": self.fix}
 
 
-@dataclass
+@dataclass(slots=True)
 class Stmt:
     index: int
     kind: str  # libpg_query node type, e.g. "IndexStmt"
@@ -97,11 +97,53 @@ class SqlFile:
     _line_starts: list[int] = field(default_factory=list, repr=False)
     _byte_map: list[int] | None = field(default=None, repr=False)
     _by_kind: dict[str, list[Stmt]] = field(default_factory=dict, repr=False)
+    # facts several rules (and both files of a folder) derive from this file, computed once: see `fact`
+    facts: dict = field(default_factory=dict, repr=False, compare=False)
+    _walked: dict[int, tuple] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def kinds(self):
+        """The statement kinds the file holds (a set-like view)."""
+        return self._by_kind.keys()
 
     def of_kind(self, *kinds: str) -> list[Stmt]:
         if len(kinds) == 1:
             return self._by_kind.get(kinds[0], [])
-        return sorted((s for k in kinds for s in self._by_kind.get(k, ())), key=lambda s: s.index)
+        found = [k for k in kinds if k in self._by_kind]
+        if len(found) <= 1:
+            return self._by_kind[found[0]] if found else []
+        return sorted((s for k in found for s in self._by_kind[k]), key=lambda s: s.index)
+
+    def fact(self, name: str, compute):
+        """``compute(self)``, once per file (e.g. the objects it creates, asked for by several rules)."""
+        try:
+            return self.facts[name]
+        except KeyError:
+            value = self.facts[name] = compute(self)
+            return value
+
+    def walked(self, root: Any) -> list[tuple[str, dict]]:
+        """``list(tree.walk(root))`` for a node of this file's tree, walked once however often it is asked."""
+        if root is None:
+            return []
+        entry = self._walked.get(id(root))
+        if entry is None or entry[0] is not root:
+            entry = self._walked[id(root)] = (root, list(tree.walk(root)), {})  # holding root keeps its id
+        return entry[1]
+
+    def nodes(self, root: Any, kind: str) -> list[dict]:
+        """Fields of every ``kind`` node under ``root`` (a node of this file's tree), in ``tree.walk`` order."""
+        if root is None:
+            return []
+        self.walked(root)
+        _, walked, by_kind = self._walked[id(root)]
+        if not by_kind and walked:
+            for node_kind, body in walked:
+                if node_kind in by_kind:
+                    by_kind[node_kind].append(body)
+                else:
+                    by_kind[node_kind] = [body]
+        return by_kind.get(kind, [])
 
     def char_offset(self, byte_offset: int) -> int:
         """libpg_query reports byte offsets; positions are shown in characters."""
@@ -138,12 +180,16 @@ def parse_file(path: str | Path, text: str, role: str) -> SqlFile:
         byte_map.append(len(text))
         sql._byte_map = byte_map
     try:
-        raw = json.loads(parse_sql_json(text)).get("stmts") or []
+        raw_json = parse_sql_json(text)
     except ParseError as exc:
         message = str(exc.args[0]) if exc.args else str(exc)
         offset = int(exc.args[1]) if len(exc.args) > 1 and exc.args[1] else 0
         sql.syntax_error = (message.rsplit(", at index", 1)[0], min(offset, len(text)))
         return sql
+    raw = json.loads(raw_json).get("stmts") or []
+    # set_config() can set a timeout from any expression; only a file whose tree names it needs the walk
+    calls_set_config = "set_config" in raw_json.lower()
+    by_kind = sql._by_kind
     for index, item in enumerate(raw):
         kind, node = tree.unwrap(item.get("stmt"))
         byte_start = item.get("stmt_location", 0)
@@ -156,9 +202,12 @@ def parse_file(path: str | Path, text: str, role: str) -> SqlFile:
         stmt = Stmt(index=index, kind=kind, node=node, start=start, end=end, line=line, column=column,
                     control=control, non_transactional=cannot_run_in_transaction(kind, node))
         sql.statements.append(stmt)
-        sql._by_kind.setdefault(kind, []).append(stmt)
+        if kind in by_kind:
+            by_kind[kind].append(stmt)
+        else:
+            by_kind[kind] = [stmt]
     sql.mode = _mode(sql.statements)
-    _transaction_facts(sql)
+    _transaction_facts(sql, calls_set_config)
     return sql
 
 
@@ -175,7 +224,7 @@ def _mode(statements: list[Stmt]) -> str:
     return Mode.AS_WRITTEN
 
 
-def _timeout_set(stmt: Stmt) -> tuple[str, bool] | None:
+def _timeout_set(stmt: Stmt, calls_set_config: bool = True) -> tuple[str, bool] | None:
     """(timeout name, SET LOCAL?) for a statement setting lock_timeout or statement_timeout to non-zero."""
     if stmt.kind == "VariableSetStmt":
         name = stmt.node.get("name", "")
@@ -188,6 +237,8 @@ def _timeout_set(stmt: Stmt) -> tuple[str, bool] | None:
             if "sval" in value and value["sval"].get("sval", "").strip() in ("0", ""):
                 return None
         return name, bool(stmt.node.get("is_local"))
+    if not calls_set_config:
+        return None
     for kind, body in tree.walk(stmt.node):
         if kind == "FuncCall" and tree.func_name(body) == "set_config":
             args = body.get("args") or []
@@ -198,7 +249,7 @@ def _timeout_set(stmt: Stmt) -> tuple[str, bool] | None:
     return None
 
 
-def _transaction_facts(sql: SqlFile) -> None:
+def _transaction_facts(sql: SqlFile, calls_set_config: bool = True) -> None:
     open_block = False
     session: set[str] = set()
     local: set[str] = set()  # SET LOCAL lasts until the end of the transaction
@@ -218,6 +269,6 @@ def _transaction_facts(sql: SqlFile) -> None:
             stmt.in_transaction = False  # the tool drops BEGIN/COMMIT and runs each statement alone
         else:
             stmt.in_transaction = stmt.explicit_block and stmt.control is None
-        timeout = _timeout_set(stmt)
+        timeout = _timeout_set(stmt, calls_set_config)
         if timeout:
             (local if timeout[1] else session).add(timeout[0])

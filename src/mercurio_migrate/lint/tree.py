@@ -88,19 +88,33 @@ def object_parts(node: Any) -> list[str]:
 
 def walk(node: Any) -> Iterator[tuple[str, dict]]:
     """Every polymorphic node under ``node`` (depth first), as (kind, fields)."""
+    # The tree comes from json.loads, so its containers are exactly dict and list.
     stack = [node]
+    pop = stack.pop
+    push = stack.extend
     while stack:
-        current = stack.pop()
-        if isinstance(current, dict):
+        current = pop()
+        if type(current) is dict:
             if len(current) == 1:
-                kind, body = next(iter(current.items()))
-                if isinstance(body, dict) and kind[:1].isupper():
+                [(kind, body)] = current.items()
+                if type(body) is dict and kind[:1].isupper():
                     yield kind, body
-                    stack.extend(v for v in body.values() if isinstance(v, dict | list))
+                    push([v for v in body.values() if type(v) is dict or type(v) is list])
                     continue
-            stack.extend(v for v in current.values() if isinstance(v, dict | list))
-        elif isinstance(current, list):
-            stack.extend(current)
+            push([v for v in current.values() if type(v) is dict or type(v) is list])
+        elif type(current) is list:
+            push(current)
+
+
+def index(node: Any) -> dict[str, list[dict]]:
+    """The fields of every polymorphic node under ``node`` grouped by kind, each group in ``walk`` order."""
+    out: dict[str, list[dict]] = {}
+    for kind, body in walk(node):
+        if kind in out:
+            out[kind].append(body)
+        else:
+            out[kind] = [body]
+    return out
 
 
 def location(node: Any) -> int | None:

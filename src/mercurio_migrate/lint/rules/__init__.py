@@ -2,7 +2,10 @@
 
 A rule module defines ``ID`` (stable kebab-case id), ``SEVERITY`` (error, warning, info or off: off rules
 run only when selected), ``CATEGORY`` (guideline, lock-safety or style), ``SQUAWK`` (the squawk rules it
-covers, for the comparison and the docs) and ``check(ctx)`` yielding findings. Its docstring is its
+covers, for the comparison and the docs) and ``check(ctx)`` yielding findings. Optionally ``KINDS``, the
+statement kinds (libpg_query node names) without which the rule cannot report anything, and ``ROLES``, the
+file roles it applies to (migration, rollback, sql): the runner calls ``check`` only for files that have
+one of those kinds and one of those roles, so most rules skip most files without looking at them. Its docstring is its
 documentation: the first line a summary, then why, then a paragraph starting ``Fix:``.
 """
 
@@ -23,6 +26,13 @@ class Rule:
     squawk: tuple[str, ...]
     doc: str
     check: Callable[..., Iterable]
+    kinds: frozenset[str] | None = None  # None: every file
+    roles: frozenset[str] | None = None
+
+    def applies(self, kinds, role: str) -> bool:
+        """Whether the rule can report anything on a file holding these statement kinds, in this role."""
+        return ((self.roles is None or role in self.roles)
+                and (self.kinds is None or not self.kinds.isdisjoint(kinds)))
 
     @property
     def summary(self) -> str:
@@ -37,9 +47,14 @@ def registry() -> dict[str, Rule]:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         rule = Rule(module.ID, module.SEVERITY, module.CATEGORY, tuple(getattr(module, "SQUAWK", ())),
-                    module.__doc__ or "", module.check)
+                    module.__doc__ or "", module.check, _frozen(getattr(module, "KINDS", None)),
+                    _frozen(getattr(module, "ROLES", None)))
         if rule.id in rules or rule.id.replace("-", "_") != info.name:
             raise RuntimeError(f"rule module {info.name} declares id {rule.id!r}: ids are unique and match "
                                "the module name")
         rules[rule.id] = rule
     return rules
+
+
+def _frozen(values) -> frozenset[str] | None:
+    return None if values is None else frozenset(values)

@@ -18,6 +18,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "add-column-rewrite"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("adding-field-with-default",)
 # functions whose value is fixed for the statement (immutable or stable): a default using only these is instant
 STABLE = {
@@ -47,8 +48,8 @@ def check(ctx):
                                   "Add a plain column, backfill in batches, and maintain it with a trigger "
                                   "(or create the table with it).", node=constraint)
             elif contype == "CONSTR_DEFAULT":
-                volatile = sorted({tree.func_name(b) for k, b in tree.walk(constraint.get("raw_expr"))
-                                   if k == "FuncCall" and tree.func_name(b) not in STABLE})
+                volatile = sorted({tree.func_name(b) for b in ctx.file.nodes(constraint.get("raw_expr"), "FuncCall")
+                                   if tree.func_name(b) not in STABLE})
                 if volatile:
                     yield ctx.finding(stmt, f"default {', '.join(volatile)}() of {name} is volatile: the table is "
                                       "rewritten under ACCESS EXCLUSIVE", "Add the column without the default, "

@@ -16,6 +16,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "adding-required-field"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("adding-required-field",)
 _FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}
 

@@ -15,6 +15,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "alter-identity"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("ban-alter-identity",)
 
 

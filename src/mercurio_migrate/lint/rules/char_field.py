@@ -15,6 +15,7 @@ from mercurio_migrate.lint.rules._util import column_definitions
 ID = "char-field"
 SEVERITY = "warning"
 CATEGORY = "style"
+KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ("ban-char-field",)
 
 

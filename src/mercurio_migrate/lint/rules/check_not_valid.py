@@ -11,19 +11,19 @@ Fix: `ALTER TABLE t ADD CONSTRAINT t_x_check CHECK (…) NOT VALID;` then, in a 
 
 from __future__ import annotations
 
-from mercurio_migrate.lint import tree
 from mercurio_migrate.lint.rules._util import existing_alter_commands
 
 ID = "check-not-valid"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("constraint-missing-not-valid",)
 
 
 def check(ctx):
     for stmt, table, cmd in existing_alter_commands(ctx, "AT_AddConstraint", "AT_AddColumn"):
-        for kind, body in tree.walk(cmd.get("def")):
-            if kind == "Constraint" and body.get("contype") == "CONSTR_CHECK" and not body.get("skip_validation"):
+        for body in ctx.file.nodes(cmd.get("def"), "Constraint"):
+            if body.get("contype") == "CONSTR_CHECK" and not body.get("skip_validation"):
                 yield ctx.finding(stmt, f"CHECK constraint on existing table {table} scans it under an "
                                   "ACCESS EXCLUSIVE lock",
                                   "Add it NOT VALID, then VALIDATE CONSTRAINT in a later migration.", node=body)

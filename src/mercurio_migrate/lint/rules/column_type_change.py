@@ -18,6 +18,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "column-type-change"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("changing-column-type",)
 
 

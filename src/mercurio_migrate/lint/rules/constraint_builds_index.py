@@ -11,12 +11,12 @@ Fix: `CREATE UNIQUE INDEX CONCURRENTLY t_x_key ON t (x);` in its own migration, 
 
 from __future__ import annotations
 
-from mercurio_migrate.lint import tree
 from mercurio_migrate.lint.rules._util import existing_alter_commands
 
 ID = "constraint-builds-index"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("disallowed-unique-constraint", "adding-serial-primary-key-field", "adding-primary-key-constraint",
           "constraint-missing-not-valid")
 _LABEL = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_EXCLUSION": "EXCLUDE"}
@@ -24,8 +24,8 @@ _LABEL = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY", "CONSTR_EX
 
 def check(ctx):
     for stmt, table, cmd in existing_alter_commands(ctx, "AT_AddConstraint", "AT_AddColumn"):
-        for kind, body in tree.walk(cmd.get("def")):
-            if kind == "Constraint" and body.get("contype") in _LABEL and not body.get("indexname"):
+        for body in ctx.file.nodes(cmd.get("def"), "Constraint"):
+            if body.get("contype") in _LABEL and not body.get("indexname"):
                 yield ctx.finding(stmt, f"{_LABEL[body['contype']]} on existing table {table} builds its index under "
                                   "an ACCESS EXCLUSIVE lock", "Build a unique index CONCURRENTLY, then ADD "
                                   "CONSTRAINT … USING INDEX.", node=body)

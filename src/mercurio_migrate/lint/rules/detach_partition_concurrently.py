@@ -14,6 +14,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "detach-partition-concurrently"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("require-concurrent-partition-detach",)
 
 

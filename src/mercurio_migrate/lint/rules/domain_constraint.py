@@ -14,6 +14,7 @@ from mercurio_migrate.lint import tree
 ID = "domain-constraint"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("CreateDomainStmt", "AlterDomainStmt")
 SQUAWK = ("ban-create-domain-with-constraint", "ban-alter-domain-with-add-constraint")
 
 

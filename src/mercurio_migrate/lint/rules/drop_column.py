@@ -14,6 +14,7 @@ from mercurio_migrate.lint.rules._util import created_by_migration, existing_alt
 ID = "drop-column"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("ban-drop-column",)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 ID = "drop-database"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("DropdbStmt",)
 SQUAWK = ("ban-drop-database",)
 
 

@@ -16,6 +16,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "drop-not-null"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("ban-drop-not-null",)
 
 

@@ -15,6 +15,7 @@ from mercurio_migrate.lint.rules._util import created_by_migration
 ID = "drop-table"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("DropStmt",)
 SQUAWK = ("ban-drop-table",)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 ID = "enum-value-ordering"
 SEVERITY = "info"
 CATEGORY = "style"
+KINDS = ("AlterEnumStmt",)
 SQUAWK = ("require-enum-value-ordering",)
 
 

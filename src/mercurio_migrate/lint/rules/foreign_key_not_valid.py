@@ -18,13 +18,14 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "foreign-key-not-valid"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("adding-foreign-key-constraint", "constraint-missing-not-valid")
 
 
 def check(ctx):
     for stmt, table, cmd in existing_alter_commands(ctx, "AT_AddConstraint", "AT_AddColumn"):
-        for kind, body in tree.walk(cmd.get("def")):
-            if kind == "Constraint" and body.get("contype") == "CONSTR_FOREIGN" and not body.get("skip_validation"):
+        for body in ctx.file.nodes(cmd.get("def"), "Constraint"):
+            if body.get("contype") == "CONSTR_FOREIGN" and not body.get("skip_validation"):
                 target = tree.relname(body.get("pktable"))
                 yield ctx.finding(stmt, f"foreign key on existing table {table} (to {target}) scans it while "
                                   "blocking writes to both tables",

@@ -15,6 +15,7 @@ from mercurio_migrate.lint.rules._util import column_definitions
 ID = "prefer-bigint"
 SEVERITY = "off"
 CATEGORY = "style"
+KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ("prefer-bigint-over-int", "prefer-bigint-over-smallint", "prefer-big-int")
 NARROW = {"int2", "int4", "serial", "serial4", "smallserial", "serial2"}
 

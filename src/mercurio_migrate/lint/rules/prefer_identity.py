@@ -15,6 +15,7 @@ from mercurio_migrate.lint.rules._util import column_definitions
 ID = "prefer-identity"
 SEVERITY = "off"
 CATEGORY = "style"
+KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ("prefer-identity",)
 
 

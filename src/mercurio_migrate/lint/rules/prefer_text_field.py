@@ -15,6 +15,7 @@ from mercurio_migrate.lint.rules._util import column_definitions
 ID = "prefer-text-field"
 SEVERITY = "off"
 CATEGORY = "style"
+KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ("prefer-text-field",)
 
 

@@ -16,6 +16,7 @@ from mercurio_migrate.lint.rules._util import column_definitions
 ID = "prefer-timestamptz"
 SEVERITY = "error"
 CATEGORY = "guideline"
+KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ("prefer-timestamp-tz", "prefer-timestamptz")
 
 

@@ -14,6 +14,7 @@ from mercurio_migrate.lint import tree
 ID = "rename-table"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("RenameStmt",)
 SQUAWK = ("renaming-table",)
 
 

@@ -15,6 +15,7 @@ from mercurio_migrate.lint import tree
 ID = "require-concurrent-index-creation"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("IndexStmt",)
 SQUAWK = ("require-concurrent-index-creation",)
 
 

@@ -15,6 +15,7 @@ from mercurio_migrate.lint import tree
 ID = "require-concurrent-index-deletion"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("DropStmt",)
 SQUAWK = ("require-concurrent-index-deletion",)
 
 

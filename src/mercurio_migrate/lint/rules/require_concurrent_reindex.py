@@ -13,6 +13,7 @@ from mercurio_migrate.lint import tree
 ID = "require-concurrent-reindex"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("ReindexStmt",)
 SQUAWK = ("require-concurrent-reindex",)
 
 

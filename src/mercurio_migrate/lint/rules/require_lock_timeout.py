@@ -12,11 +12,12 @@ without a transaction), and retry the migration if it times out.
 
 from __future__ import annotations
 
-from mercurio_migrate.lint.locks import locked_tables
+from mercurio_migrate.lint.locks import LOCKING_KINDS, locked_tables
 
 ID = "require-lock-timeout"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = LOCKING_KINDS
 SQUAWK = ("require-lock-timeout", "require-timeout-settings")
 
 

@@ -10,11 +10,12 @@ backfills, which belong outside the migration transaction anyway).
 
 from __future__ import annotations
 
-from mercurio_migrate.lint.locks import locked_tables
+from mercurio_migrate.lint.locks import LOCKING_KINDS, locked_tables
 
 ID = "require-statement-timeout"
 SEVERITY = "info"
 CATEGORY = "lock-safety"
+KINDS = LOCKING_KINDS
 SQUAWK = ("require-statement-timeout", "require-timeout-settings")
 
 

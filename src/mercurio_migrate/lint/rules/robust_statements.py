@@ -17,6 +17,8 @@ from mercurio_migrate.lint import tree
 ID = "robust-statements"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("CreateStmt", "IndexStmt", "CreateSeqStmt", "CreateSchemaStmt", "CreateExtensionStmt", "DropStmt",
+         "AlterTableStmt")
 SQUAWK = ("prefer-robust-stmts",)
 
 

@@ -21,6 +21,7 @@ from mercurio_migrate.lint.schema import created_objects, dropped_objects
 ID = "rollback-completeness"
 SEVERITY = "error"
 CATEGORY = "guideline"
+ROLES = ("rollback",)
 SQUAWK = ()
 _UNKNOWABLE = {"DoStmt", "CallStmt", "ExecuteStmt"}
 
@@ -99,7 +100,7 @@ def _order(ctx, migration, drops):
         node = stmt.node
         if stmt.kind == "CreateStmt":
             table = tree.relname(node.get("relation"))
-            for kind, body in tree.walk(node.get("tableElts")):
+            for kind, body in migration.walked(node.get("tableElts")):
                 if kind == "Constraint" and body.get("contype") == "CONSTR_FOREIGN":
                     dependencies.append(("table", table, "table", tree.relname(body.get("pktable")), "references"))
                 elif kind == "ColumnDef":

@@ -13,6 +13,7 @@ from __future__ import annotations
 ID = "rollback-present"
 SEVERITY = "error"
 CATEGORY = "guideline"
+ROLES = ("migration",)
 SQUAWK = ()
 
 

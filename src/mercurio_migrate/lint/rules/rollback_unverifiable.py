@@ -13,6 +13,7 @@ from __future__ import annotations
 ID = "rollback-unverifiable"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+ROLES = ("rollback",)
 SQUAWK = ()
 _OPAQUE = {"DoStmt": "DO block", "CallStmt": "CALL", "ExecuteStmt": "EXECUTE"}
 

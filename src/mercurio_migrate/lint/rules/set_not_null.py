@@ -17,6 +17,7 @@ from mercurio_migrate.lint.rules._util import existing_alter_commands
 ID = "set-not-null"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("adding-not-nullable-field",)
 
 

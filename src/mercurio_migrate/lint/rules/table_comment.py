@@ -19,6 +19,7 @@ from mercurio_migrate.lint.rules._util import is_temporary
 ID = "table-comment"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+KINDS = ("CreateStmt",)
 SQUAWK = ()
 # matched against the comment's string value, not SQL text
 _EXTERNAL_ID = re.compile(r"external id:\s*\S+", re.IGNORECASE)

@@ -14,6 +14,7 @@ from mercurio_migrate.lint import tree
 ID = "table-rewrite-maintenance"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("VacuumStmt", "ClusterStmt")
 SQUAWK = ("prefer-repack",)
 
 

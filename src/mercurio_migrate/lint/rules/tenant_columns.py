@@ -19,6 +19,7 @@ from mercurio_migrate.lint.rules._util import is_temporary
 ID = "tenant-columns"
 SEVERITY = "error"
 CATEGORY = "guideline"
+KINDS = ("CreateStmt",)
 SQUAWK = ()
 COLUMNS = ("tenant_id", "workspace_id")
 

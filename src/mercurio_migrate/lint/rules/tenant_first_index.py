@@ -18,6 +18,7 @@ from mercurio_migrate.lint import tree
 ID = "tenant-first-index"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+KINDS = ("IndexStmt",)
 SQUAWK = ()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 ID = "transaction-nesting"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("TransactionStmt",)
 SQUAWK = ("transaction-nesting",)
 
 

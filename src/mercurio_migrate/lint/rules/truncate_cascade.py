@@ -11,6 +11,7 @@ from __future__ import annotations
 ID = "truncate-cascade"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("TruncateStmt",)
 SQUAWK = ("ban-truncate-cascade",)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 ID = "uncommitted-transaction"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("TransactionStmt",)
 SQUAWK = ("ban-uncommitted-transaction",)
 
 

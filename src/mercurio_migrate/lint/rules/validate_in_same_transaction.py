@@ -14,6 +14,7 @@ from mercurio_migrate.lint import tree
 ID = "validate-in-same-transaction"
 SEVERITY = "error"
 CATEGORY = "lock-safety"
+KINDS = ("AlterTableStmt",)
 SQUAWK = ("constraint-missing-not-valid",)
 
 

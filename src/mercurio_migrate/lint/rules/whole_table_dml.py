@@ -17,6 +17,7 @@ from mercurio_migrate.lint import tree
 ID = "whole-table-dml"
 SEVERITY = "warning"
 CATEGORY = "lock-safety"
+KINDS = ("UpdateStmt", "DeleteStmt")
 SQUAWK = ()
 
 
