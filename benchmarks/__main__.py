@@ -26,15 +26,16 @@ MODULES = ("apply_all", "status", "startup", "lock_impact", "data_migration", "v
 DOCS = common.REPO / "docs" / "benchmarks.md"
 
 
-def run_all(names: list[str], quick: bool) -> tuple[list[common.Section], dict, dict, float]:
+def run_all(names: list[str], quick: bool, install_peers: bool = True) -> tuple[list[common.Section], dict, dict,
+                                                                                float]:
     started = time.perf_counter()
     common.WORK.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run_", dir=common.WORK))
-    common.peers()
+    common.peers(install_peers)
     server = common.Server()
     sections = []
     try:
-        ctx = common.Context(server, quick, work)
+        ctx = common.Context(server, quick, work, install_peers)
         machine = common.machine_info(server)
         for name in names:
             module = importlib.import_module(f"benchmarks.{name}")
@@ -107,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only this benchmark (repeatable): {', '.join(MODULES)}")
     parser.add_argument("--output", type=Path, help="where to write the report (default: docs/benchmarks.md for "
                         "a full run, benchmarks/.work/ otherwise)")
+    parser.add_argument("--no-install", action="store_true",
+                        help="use the peers already installed; install none (they are reported not available)")
     args = parser.parse_args(argv)
     names = [m for m in MODULES if not args.only or m in args.only]
     output = args.output or (DOCS if not args.quick and not args.only else common.WORK / "benchmarks-partial.md")
-    sections, machine, versions, seconds = run_all(names, args.quick)
+    sections, machine, versions, seconds = run_all(names, args.quick, not args.no_install)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(render(sections, machine, versions, seconds, args.quick))
     print(f"wrote {output} ({seconds / 60:.1f} minutes)", file=sys.stderr)

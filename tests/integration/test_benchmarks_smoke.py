@@ -1,0 +1,65 @@
+"""Smoke run of every benchmark (`python -m benchmarks --quick` sizes) so they cannot rot.
+
+Asserts that each produces figures, never how fast anything is. Peers are used when a full run already
+installed them (benchmarks/.work/peers, sqitch); the smoke run installs nothing. A benchmark whose feature
+is not in the tree yet reports "not available" and is skipped here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.__main__ import MODULES, render, render_section  # noqa: E402
+
+FIGURE = re.compile(r"\d(\.\d+)?\s*(ms|s|×)")
+
+
+@pytest.fixture(scope="module")
+def bench(pg_cluster):
+    work = Path(tempfile.mkdtemp(prefix="bench-smoke-", dir="/tmp"))
+    os.chmod(work, 0o755)
+    ctx = common.Context(common.Server(pg_cluster), quick=True, work=work, install_peers=False)
+    sections: list[common.Section] = []
+    yield ctx, sections
+    for databases in ctx.applied.values():
+        for database in databases:
+            ctx.server.drop_db(database)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_benchmark_produces_figures(bench, name):
+    ctx, sections = bench
+    module = importlib.import_module(f"benchmarks.{name}")
+    try:
+        section = module.run(ctx)
+    except common.NotAvailable as exc:
+        pytest.skip(f"not available: {exc}")
+    sections.append(section)
+    assert not section.failed, section.notes
+    assert section.tables
+    cells = [cell for table in section.tables for row in table.rows for cell in row]
+    assert any(FIGURE.search(cell) for cell in cells), cells
+    assert f"## {module.TITLE}" in render_section(section)
+
+
+def test_report_renders(bench):
+    ctx, sections = bench
+    if not sections:
+        pytest.skip("no benchmark ran")
+    text = render(sections, common.machine_info(ctx.server), common.versions(), 1.0, True)
+    assert text.startswith("# Benchmarks")
+    assert "| PostgreSQL |" in text
