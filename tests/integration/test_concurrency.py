@@ -68,7 +68,7 @@ def test_up_racing_down_keeps_history_and_schema_consistent(database_url, db, tm
     assert [p.returncode for p in procs] == [0] * 12, [err for _, err in outputs if err][:3]
     for out, _ in outputs:
         document = json.loads(out)
-        assert set(document) <= {"applied", "rolled_back"}
+        assert set(document) <= {"applied", "rolled_back", "validation"}
     consistent(db, 6)
     ups = sum(len(json.loads(o).get("applied", [])) for o, _ in outputs)
     downs = sum(len(json.loads(o).get("rolled_back", [])) for o, _ in outputs)
