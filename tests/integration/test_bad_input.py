@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+
 from conftest import write_migration
 
 RECORD = os.environ.get("MERCURIO_RELIABILITY_RECORD")
@@ -25,8 +27,11 @@ def check(result, case: str, exit_code: int, *needles: str) -> None:
     for needle in needles:
         assert needle in output, f"{needle!r} not in:\n{output}"
     if RECORD:
-        shown = next((line for line in result.stderr.splitlines() if line.startswith(("error:", "warning:"))),
-                     result.stderr.strip().splitlines()[0] if result.stderr.strip() else result.stdout.strip()[:160])
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        shown = next((line for line in lines if needles and needles[0] in line), lines[0] if lines else "")
+        # temporary test folders would only be noise in the documentation
+        shown = re.sub(r"/tmp/[^\s:'\"]*?/m/", "migrations/", shown)
+        shown = re.sub(r"/tmp/[^\s:'\"]*", "…", shown)
         with open(RECORD, "a") as handle:
             handle.write(json.dumps({"case": case, "exit": result.returncode, "shown": shown}) + "\n")
 

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_migration
 
+from conftest import write_migration
 from mercurio_migrate.embedded import server_user
 
 

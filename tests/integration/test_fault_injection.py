@@ -23,6 +23,7 @@ from mercurio_migrate.engine import Engine
 from mercurio_migrate.layout import discover
 from mercurio_migrate.sqlscript import Mode, parse
 
+
 @pytest.fixture(scope="module")
 def keys_env():
     saved = {k: os.environ.get(k) for k in TEST_KEYS}
