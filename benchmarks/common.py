@@ -448,6 +448,7 @@ class Context:
     quick: bool
     work: Path
     install_peers: bool = True
+    data_rows: int | None = None  # legacy rows of the data-migration benchmark (default: its own)
     sets: dict[int, MigrationSetFiles] = field(default_factory=dict)
     # databases left fully applied by a tool (apply_all leaves them; status and rollback use them up)
     applied: dict[tuple[str, int], list[str]] = field(default_factory=dict)

