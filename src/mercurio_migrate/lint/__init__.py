@@ -108,6 +108,7 @@ class FileContext:
         self.cache: dict = {}  # facts several rules derive from the same file, computed once
         self.suppressions: list[Suppression] = []
         self._local: Schema | None = None
+        self._rule = ("", "")  # (rule id, severity) of the rule running, set by the runner
 
     @property
     def local(self) -> Schema:
@@ -132,7 +133,7 @@ class FileContext:
 
     def columns(self, table: str) -> dict | None:
         """Known columns of a table (created in this file or replayed from earlier ones); None if unknown."""
-        if table in self.local.tables:
+        if ("CreateStmt" in self.file.kinds or "CreateTableAsStmt" in self.file.kinds) and table in self.local.tables:
             return self.local.columns(table)
         return self.schema.columns(table)
 
@@ -141,8 +142,8 @@ class FileContext:
             position = (line or 1, 1)
         else:
             position = self.file.position(node, stmt)
-        return Finding(rule="", severity="", file=self.file.path, line=position[0], column=position[1],
-                       message=message, fix=fix, statement=stmt.index if stmt else None)
+        return Finding(self._rule[0], self._rule[1], self.file.path, position[0], position[1], message, fix,
+                       stmt.index if stmt else None)
 
 
 def _created_at(file: SqlFile) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
@@ -246,7 +247,7 @@ def _statement_for(sql: SqlFile, offset: int, line: int) -> int | None:
 DISPATCH = True
 
 
-def _run_file(ctx: FileContext, rules: dict, only: str | None, result: LintResult) -> None:
+def _run_file(ctx: FileContext, rules: dict, only: str | None, result: LintResult, plans: dict | None = None) -> None:
     from mercurio_migrate.lint.rules import registry
 
     file = ctx.file
@@ -254,24 +255,32 @@ def _run_file(ctx: FileContext, rules: dict, only: str | None, result: LintResul
     active = {(s.statement, s.rule) for s in ctx.suppressions if s.valid}
     whole_file = {s.rule for s in ctx.suppressions if s.valid and s.statement is None}
     result.files += file.path == only or only is None
-    severities = ctx.config.severities
     findings = result.findings
-    kinds, role = file.kinds, file.role
-    for rule_id, rule in rules.items():
-        if file.syntax_error and rule_id != "syntax-error":
-            continue
-        if DISPATCH and not rule.applies(kinds, role):
-            continue
-        severity = severities[rule_id]
+    for rule_id, rule, severity in _applicable(rules, ctx.config, file, {} if plans is None else plans):
+        ctx._rule = (rule_id, severity)
         for finding in rule.check(ctx):
             if only is not None and finding.file != only:
                 continue
-            if active or whole_file:
-                if rule_id in whole_file or (finding.statement, rule_id) in active:
-                    result.suppressed += 1
-                    continue
-            findings.append(Finding(rule_id, severity, finding.file, finding.line, finding.column, finding.message,
-                                    finding.fix, finding.statement))
+            if (active or whole_file) and (rule_id in whole_file or (finding.statement, rule_id) in active):
+                result.suppressed += 1
+                continue
+            if finding.rule != rule_id or finding.severity != severity:
+                finding = Finding(rule_id, severity, finding.file, finding.line, finding.column, finding.message,
+                                  finding.fix, finding.statement)
+            findings.append(finding)
+
+
+def _applicable(rules: dict, config: LintConfig, file: SqlFile, plans: dict) -> list[tuple[str, object, str]]:
+    """(rule id, rule, severity) of the rules to run on the file, in order. It is the same for every file with
+    the same statement kinds and role, so ``plans`` (one per run: same rules, same config) keeps it."""
+    if file.syntax_error:
+        return [("syntax-error", rules["syntax-error"], config.severities["syntax-error"])] if "syntax-error" in rules else []
+    key = (file.role, frozenset(file.kinds))
+    picked = plans.get(key)
+    if picked is None:
+        picked = plans[key] = [(rule_id, rule, config.severities[rule_id]) for rule_id, rule in rules.items()
+                               if not DISPATCH or rule.applies(file.kinds, file.role)]
+    return picked
 
 
 def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:
@@ -297,6 +306,7 @@ def lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
 
     rules = {rule_id: rule for rule_id, rule in registry().items() if rule_id in config.severities}
     result = LintResult()
+    plans: dict = {}  # which rules run on which kind of file (see _applicable)
     directories: dict[Path, dict[str, set] | None] = {}  # dir -> None (all folders) or {folder: files}
     loose: list[Path] = []
     for raw in paths:
@@ -309,11 +319,11 @@ def lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
             selection = directories.setdefault(where, {})
             selection.setdefault(folder, set()).add(str(file) if file else None)
     for directory, selection in directories.items():
-        _lint_directory(directory, selection, rules, config, result)
+        _lint_directory(directory, selection, rules, config, result, plans)
     for path in loose:
         text = _read(path)
         role = {"migration.sql": "migration", "rollback.sql": "rollback"}.get(path.name, "sql")
-        _run_file(FileContext(parse_file(path, text, role), None, Schema(), config), rules, None, result)
+        _run_file(FileContext(parse_file(path, text, role), None, Schema(), config), rules, None, result, plans)
     result.findings.sort(key=lambda f: (f.file, f.line, f.column, f.rule))
     return result
 
@@ -328,7 +338,7 @@ def _read(path: Path) -> str:
 
 
 def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: dict, config: LintConfig,
-                    result: LintResult) -> None:
+                    result: LintResult, plans: dict | None = None) -> None:
     from mercurio_migrate.layout import discover
 
     migrations = discover(directory).migrations
@@ -345,8 +355,8 @@ def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: di
         folder = Folder(migration.version, migration.name, migration.folder, forward, backward)
         only = [None] if wanted is None or None in wanted else sorted(wanted)
         for target in only:
-            _run_file(FileContext(forward, folder, schema, config), rules, target, result)
+            _run_file(FileContext(forward, folder, schema, config), rules, target, result, plans)
         schema.apply(forward)
         if backward is not None:
             for target in only:
-                _run_file(FileContext(backward, folder, schema, config), rules, target, result)
+                _run_file(FileContext(backward, folder, schema, config), rules, target, result, plans)

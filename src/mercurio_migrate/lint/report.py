@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 from mercurio_migrate.lint import LintResult
@@ -26,8 +27,24 @@ def text(result: LintResult) -> str:
 
 
 def as_json(result: LintResult) -> str:
-    return json.dumps({"findings": [f.as_dict() for f in result.findings], "files": result.files,
-                       "suppressed": result.suppressed, "counts": result.counts()}, indent=2) + "\n"
+    """``json.dumps(document, indent=2)``, written out by hand: with an indent the json module falls back to its
+    pure-Python encoder, which spent longer on 15,000 findings than linting them did. The fields of a finding
+    are strings and integers only; anything else takes the json module's path (same output)."""
+    document = {"findings": [], "files": result.files, "suppressed": result.suppressed, "counts": result.counts()}
+    head = json.dumps(document, indent=2)
+    if not result.findings:
+        return head + "\n"
+    quote = encode_basestring_ascii
+    items = []
+    for f in result.findings:
+        if not (type(f.line) is int and type(f.column) is int and type(f.rule) is str and type(f.severity) is str
+                and type(f.file) is str and type(f.message) is str and type(f.fix) is str):
+            document["findings"] = [f.as_dict() for f in result.findings]
+            return json.dumps(document, indent=2) + "\n"
+        items.append(f'    {{\n      "rule": {quote(f.rule)},\n      "severity": {quote(f.severity)},\n'
+                     f'      "file": {quote(f.file)},\n      "line": {f.line},\n      "column": {f.column},\n'
+                     f'      "message": {quote(f.message)},\n      "fix": {quote(f.fix)}\n    }}')
+    return head.replace('"findings": [],', '"findings": [\n' + ",\n".join(items) + "\n  ],", 1) + "\n"
 
 
 def _uri(path: str) -> str:

@@ -141,7 +141,12 @@ def _constraint_obj(table: str, constraint: dict, stmt: Stmt, column: str | None
 
 
 def created_objects(sql: SqlFile) -> list[Obj]:
-    """Objects the file creates, in order (constraints of CREATE TABLE are part of the table)."""
+    """Objects the file creates, in order (constraints of CREATE TABLE are part of the table). Computed once
+    per file: the list is shared, do not change it."""
+    return sql.fact("created_objects", _created_objects)
+
+
+def _created_objects(sql: SqlFile) -> list[Obj]:
     out: list[Obj] = []
     for stmt in sql.statements:
         node = stmt.node
@@ -191,7 +196,12 @@ def created_objects(sql: SqlFile) -> list[Obj]:
 
 
 def dropped_objects(sql: SqlFile) -> list[Obj]:
-    """Objects the file drops, in order: DROP statements and ALTER TABLE … DROP COLUMN/CONSTRAINT."""
+    """Objects the file drops, in order: DROP statements and ALTER TABLE … DROP COLUMN/CONSTRAINT. Computed
+    once per file: the list is shared, do not change it."""
+    return sql.fact("dropped_objects", _dropped_objects)
+
+
+def _dropped_objects(sql: SqlFile) -> list[Obj]:
     out: list[Obj] = []
     for stmt in sql.statements:
         node = stmt.node

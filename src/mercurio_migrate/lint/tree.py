@@ -36,8 +36,11 @@ def type_name(type_node: dict | None) -> str:
     """Canonical name of a TypeName: the last name part (pg_catalog's int4, varchar, timestamptz…)."""
     if not type_node:
         return ""
-    names = strings(type_node.get("names"))
-    return names[-1].lower() if names else ""
+    for item in reversed(type_node.get("names") or ()):  # the last String of the list
+        kind, body = unwrap(item)
+        if kind == "String":
+            return body.get("sval", "").lower()
+    return ""
 
 
 def type_mods(type_node: dict | None) -> tuple[int, ...]:

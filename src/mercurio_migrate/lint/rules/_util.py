@@ -10,21 +10,27 @@ from mercurio_migrate.lint import tree
 def column_definitions(ctx, kinds=("create", "add", "type")) -> Iterator[tuple[object, str, dict, str]]:
     """(statement, table, ColumnDef fields, how) for columns of CREATE TABLE ("create"), ALTER TABLE … ADD
     COLUMN ("add") and ALTER COLUMN … TYPE ("type"; the ColumnDef then has only the new type)."""
-    for stmt in ctx.file.of_kind("CreateStmt", "AlterTableStmt"):
+    for entry in ctx.file.fact("column_definitions", _column_definitions):
+        if entry[3] in kinds:
+            yield entry
+
+
+def _column_definitions(sql) -> list[tuple[object, str, dict, str]]:
+    out = []
+    for stmt in sql.of_kind("CreateStmt", "AlterTableStmt"):
         table = tree.relname(stmt.node.get("relation"))
         if stmt.kind == "CreateStmt":
-            if "create" in kinds:
-                for column in tree.column_defs(stmt.node):
-                    yield stmt, table, column, "create"
+            out.extend((stmt, table, column, "create") for column in tree.column_defs(stmt.node))
             continue
         for cmd in tree.alter_commands(stmt.node):
             kind, definition = tree.unwrap(cmd.get("def"))
             if kind != "ColumnDef":
                 continue
-            if cmd.get("subtype") == "AT_AddColumn" and "add" in kinds:
-                yield stmt, table, definition, "add"
-            elif cmd.get("subtype") == "AT_AlterColumnType" and "type" in kinds:
-                yield stmt, table, {**definition, "colname": cmd.get("name", "")}, "type"
+            if cmd.get("subtype") == "AT_AddColumn":
+                out.append((stmt, table, definition, "add"))
+            elif cmd.get("subtype") == "AT_AlterColumnType":
+                out.append((stmt, table, {**definition, "colname": cmd.get("name", "")}, "type"))
+    return out
 
 
 def type_node_of(column: dict) -> dict:
