@@ -57,7 +57,7 @@ class LazyGroup(click.Group):
         "dump": ("mercurio_migrate.commands.verify:dump", "Write the migrated schema as canonical DDL."),
         "lint": ("mercurio_migrate.commands.lint:lint", "Check migrations against the guidelines and lock safety."),
         "explain": ("mercurio_migrate.commands.indexes:explain", "Check that queries in plans.sql use their index."),
-        "indexes": ("mercurio_migrate.commands.indexes:indexes", "Index usage, unused, duplicate and INVALID indexes."),
+        "indexes": ("mercurio_migrate.commands.indexes:indexes", "Index usage; unused, duplicate, redundant, INVALID indexes."),
         "preflight": ("mercurio_migrate.commands.indexes:preflight", "Data-quality report before the legacy migration."),
     }
 
