@@ -8,6 +8,7 @@ the documentation (``python -m mercurio_migrate.lint.docs``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -339,9 +340,7 @@ def _read(path: Path) -> str:
 
 def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: dict, config: LintConfig,
                     result: LintResult, plans: dict | None = None) -> None:
-    from mercurio_migrate.layout import discover
-
-    migrations = discover(directory).migrations
+    migrations = _migrations(directory)
     last = max((i for i, m in enumerate(migrations) if selection is None or m.folder.name in selection), default=-1)
     schema = Schema()
     for migration in migrations[: last + 1]:
@@ -360,3 +359,74 @@ def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: di
         if backward is not None:
             for target in only:
                 _run_file(FileContext(backward, folder, schema, config), rules, target, result, plans)
+
+
+@dataclass
+class _Migration:
+    """The parts of a ``layout.Migration`` the linter reads."""
+
+    version: str
+    name: str
+    folder: Path
+    migration: _Source
+    rollback: _Source | None
+
+
+@dataclass
+class _Source:
+    path: str
+    text: str
+
+
+def _migrations(directory: Path) -> list:
+    """The migrations of a directory in version order, as ``layout.discover`` reads them, without what only
+    the other commands need (checksums, fixture/verify/plans files, warnings about stray files). Anything
+    discover reports as a problem (bad folder name, duplicate version, missing, empty, binary or non-UTF-8
+    file…) sends the whole directory to discover itself, which raises the same LayoutError as always."""
+    from mercurio_migrate.layout import KNOWN_FILES, check_folder_name, discover
+
+    try:
+        entries = sorted((entry.name, entry.is_dir()) for entry in os.scandir(directory)
+                         if not entry.name.startswith((".", "_")))
+    except OSError:
+        return list(discover(directory).migrations)
+    out: list[_Migration] = []
+    seen: set[str] = set()
+    for name, is_dir in entries:
+        if not is_dir:
+            continue  # discover warns about a stray file; the linter does not show warnings
+        checked = check_folder_name(name)
+        if isinstance(checked, str) or checked[0] in seen:
+            return list(discover(directory).migrations)
+        seen.add(checked[0])
+        folder = directory / name
+        base = str(folder)
+        texts: dict[str, str | None] = {}
+        try:
+            for entry in os.scandir(folder):
+                if entry.name in KNOWN_FILES[:2]:
+                    texts[entry.name] = _clean_text(entry.path) if entry.is_file() else None
+                elif entry.name in KNOWN_FILES and entry.is_file() and _clean_text(entry.path) is None:
+                    texts[entry.name] = None  # an unreadable fixture/verify/plans file is a layout problem
+        except OSError:
+            return list(discover(directory).migrations)
+        migration, rollback = texts.get("migration.sql"), texts.get("rollback.sql", "")
+        if (not migration or not migration.strip() or rollback is None or "rollback.sql" in texts and not rollback.strip()
+                or None in texts.values()):
+            return list(discover(directory).migrations)
+        out.append(_Migration(checked[0], checked[1], folder, _Source(f"{base}/migration.sql", migration),
+                              _Source(f"{base}/rollback.sql", rollback) if "rollback.sql" in texts else None))
+    out.sort(key=lambda m: m.version)
+    return out
+
+
+def _clean_text(path: str) -> str | None:
+    """The file's text as discover reads it (BOM dropped); None when discover would call it a problem."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if "\x00" in text:
+        return None
+    return text[1:] if text.startswith("\ufeff") else text
