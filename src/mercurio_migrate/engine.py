@@ -31,7 +31,7 @@ from mercurio_migrate.errors import (
     UsageError,
 )
 from mercurio_migrate.layout import Migration, MigrationSet, SqlFile, discover
-from mercurio_migrate.sqlscript import Mode, Script, Statement, parse
+from mercurio_migrate.sqlscript import Mode, Script, Statement, parse, relation_names
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
@@ -368,7 +368,7 @@ class Engine:
     @staticmethod
     def _reject_unsupported(script: Script) -> None:
         for statement in script.statements:
-            if statement.kind == "CopyStmt" and statement.node.is_from and statement.node.filename is None:
+            if statement.kind == "CopyStmt" and statement.fields.get("is_from") and not statement.fields.get("filename"):
                 location = script.location(statement.start, statement)
                 raise UsageError(f"{location}: COPY … FROM STDIN needs data from the client, which a migration file "
                                  "cannot carry", hint="Use INSERT … VALUES, or COPY from a server-side file.")
@@ -573,7 +573,7 @@ class Engine:
                     raise MigrationFailed(migration.version, migration.name,
                                           self._sql_error(script, failure.statement, error, failure.offset_base),
                                           failure.state_note, completed=list(done)) from None
-                names = locks.relations(failure.statement.node) if failure.statement else []
+                names = relation_names(failure.statement.tree) if failure.statement else []
                 blocking = locks.holders(conn, names)
                 who = "; ".join(b.describe() for b in blocking) or "a session that has since released it"
                 where = script.location(failure.statement.start, failure.statement) if failure.statement else script.path
@@ -710,10 +710,10 @@ class Engine:
 
     def _already_done(self, conn, statement: Statement, script: Script) -> bool:
         """Resuming a non-transactional migration: the catalog proves which index statements already took effect."""
-        node = statement.node
-        if statement.kind == "IndexStmt" and node.idxname:
-            schema = node.relation.schemaname
-            name = f"{schema}.{node.idxname}" if schema else node.idxname
+        fields = statement.fields
+        if statement.kind == "IndexStmt" and fields.get("idxname"):
+            schema = fields.get("relation", {}).get("schemaname")
+            name = f"{schema}.{fields['idxname']}" if schema else fields["idxname"]
             row = conn.execute(
                 "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (_quote_ident(name),)
             ).fetchone()
@@ -727,8 +727,9 @@ class Engine:
                                  "build): dropping it and building it again", line=statement.line)
             conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {_quote_ident(name)}")
             return False
-        if statement.kind == "DropStmt" and node.concurrent and not node.missing_ok:
-            names = [".".join(part.sval for part in obj) for obj in node.objects]
+        if statement.kind == "DropStmt" and fields.get("concurrent") and not fields.get("missing_ok"):
+            names = [".".join(part["String"]["sval"] for part in obj.get("List", {}).get("items", []))
+                     for obj in fields.get("objects") or ()]
             exist = conn.execute("SELECT bool_or(to_regclass(n) IS NOT NULL) FROM unnest(%s::text[]) n",
                                  ([_quote_ident(n) for n in names],)).fetchone()[0]
             if not exist:

@@ -64,39 +64,41 @@ class SessionSettings(dict):
 
 
 # --- which migrations need which keys -------------------------------------------------------------------
-def _function_names(node) -> Iterable[str]:
-    from pglast.visitors import Visitor
+def _function_names(tree) -> list[str]:
+    from mercurio_migrate.sqlscript import function_names
 
-    names: list[str] = []
-
-    class Calls(Visitor):
-        def visit_FuncCall(self, ancestors, call):  # noqa: N802 - pglast's naming
-            names.append(call.funcname[-1].sval.lower())
-
-    Calls()(node)
-    return names
+    return function_names(tree)
 
 
 def _bodies(statement) -> Iterable[str]:
     """SQL inside DO blocks and function bodies, which the outer parse sees only as a string."""
-    from pglast import ast
-
-    node = statement.node
-    if isinstance(node, ast.DoStmt):
-        for arg in node.args or ():
-            if arg.defname == "as":
-                yield arg.arg.sval
-    elif isinstance(node, ast.CreateFunctionStmt):
-        language = next((o.arg.sval for o in node.options or () if o.defname == "language"), "sql")
-        if language.lower() in ("sql", "plpgsql"):
-            for option in node.options or ():
-                if option.defname == "as":
-                    yield option.arg[0].sval
+    fields = statement.fields
+    options = [o.get("DefElem", {}) for o in (fields.get("args") if statement.kind == "DoStmt"
+                                              else fields.get("options")) or ()]
+    if statement.kind == "CreateFunctionStmt":
+        language = next((o.get("arg", {}).get("String", {}).get("sval", "sql") for o in options
+                         if o.get("defname") == "language"), "sql")
+        if language.lower() not in ("sql", "plpgsql"):
+            return
+    elif statement.kind != "DoStmt":
+        return
+    for option in options:
+        if option.get("defname") != "as":
+            continue
+        arg = option.get("arg", {})
+        if "String" in arg:
+            yield arg["String"].get("sval", "")
+        else:
+            for item in arg.get("List", {}).get("items", [])[:1]:
+                yield item.get("String", {}).get("sval", "")
 
 
 def _plpgsql_function_names(body: str) -> set[str]:
     """Calls inside a PL/pgSQL body: its SQL expressions are parsed by PostgreSQL's own PL/pgSQL parser."""
-    from pglast import parse_plpgsql, parse_sql
+    import json
+
+    from pglast import parse_plpgsql
+    from pglast.parser import parse_sql_json
 
     found: set[str] = set()
     try:
@@ -105,8 +107,7 @@ def _plpgsql_function_names(body: str) -> set[str]:
         tree = None
     if tree is None:
         try:
-            for raw in parse_sql(body):
-                found.update(_function_names(raw.stmt))
+            found.update(_function_names(json.loads(parse_sql_json(body))))
         except Exception:  # noqa: BLE001 - a body we cannot parse is judged by the engine, not here
             pass
         return found
@@ -128,12 +129,14 @@ def _plpgsql_function_names(body: str) -> set[str]:
 
 def _expression_names(query: str) -> set[str]:
     """Names called in a PL/pgSQL expression: a statement, an expression, or an assignment `target := expr`."""
-    from pglast import parse_sql
+    import json
+
+    from pglast.parser import parse_sql_json
 
     assigned = query.split(":=", 1)[1] if ":=" in query else query
     for candidate in (query, f"SELECT {query}", f"SELECT {assigned}"):
         try:
-            return {name for raw in parse_sql(candidate) for name in _function_names(raw.stmt)}
+            return set(_function_names(json.loads(parse_sql_json(candidate))))
         except Exception:  # noqa: BLE001 - PL/pgSQL expressions are not all full statements
             continue
     return set()
@@ -153,7 +156,7 @@ def keys_needed(sql: object) -> set[str]:
         script = parse(text if text is not None else str(sql), getattr(sql, "path", "<sql>"))
     needed: set[str] = set()
     for statement in script.statements:
-        names = set(_function_names(statement.node))
+        names = set(_function_names(statement.tree))
         if statement.kind == "CreateFunctionStmt":
             names = set()  # defining a function that calls encrypt_pii does not call it
         elif statement.kind == "DoStmt":

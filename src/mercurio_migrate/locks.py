@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
 
 IDLE_IN_TRANSACTION_SECONDS = 2.0
 
@@ -89,19 +88,3 @@ def holders(conn, relation_names: list[str]) -> list[Session]:
         return []
     rows = conn.execute(HOLDERS_SQL, {"names": relation_names}).fetchall()
     return [Session(*row) for row in rows]
-
-
-def relations(node: Any) -> list[str]:
-    """Relations a parsed statement refers to, schema-qualified where written so."""
-    from pglast.visitors import Visitor
-
-    found: list[str] = []
-
-    class Collector(Visitor):
-        def visit_RangeVar(self, ancestors, range_var):  # noqa: N802 - pglast's naming
-            name = f"{range_var.schemaname}.{range_var.relname}" if range_var.schemaname else range_var.relname
-            if name not in found:
-                found.append(name)
-
-    Collector()(node)
-    return found

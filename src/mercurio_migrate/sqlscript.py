@@ -32,10 +32,22 @@ class Statement:
     line: int  # 1-based
     column: int  # 1-based
     text: str
-    kind: str  # pglast node type, e.g. "IndexStmt"
-    node: Any = field(compare=False, repr=False)
+    kind: str  # parse-tree node type, e.g. "IndexStmt"
+    tree: Any = field(compare=False, repr=False)  # libpg_query's JSON parse tree of the statement's node
     transaction_control: str | None = None  # begin | commit | rollback | savepoint | prepare | …
     non_transactional: bool = False
+
+    @property
+    def fields(self) -> dict:
+        """The node's fields (absent fields are false, zero or empty)."""
+        return self.tree.get(self.kind, {})
+
+    @property
+    def node(self) -> Any:
+        """The statement as pglast AST objects, for callers that want them (built on demand: it is slow)."""
+        from pglast.parser import parse_sql
+
+        return parse_sql(self.text)[0].stmt
 
     @property
     def first_line(self) -> str:
@@ -46,7 +58,7 @@ class Statement:
         """Whether the statement's row count is "records processed" (DML and CREATE TABLE AS)."""
         if self.kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CopyStmt", "CreateTableAsStmt"):
             return True
-        return self.kind == "SelectStmt" and getattr(self.node, "intoClause", None) is not None
+        return self.kind == "SelectStmt" and "intoClause" in self.fields
 
 
 @dataclass(frozen=True)
@@ -85,44 +97,82 @@ class Script:
 
 
 _TX_KINDS = {
-    0: "begin", 1: "begin", 2: "commit", 3: "rollback", 4: "savepoint", 5: "release",
-    6: "rollback_to", 7: "prepare", 8: "commit_prepared", 9: "rollback_prepared",
+    "TRANS_STMT_BEGIN": "begin", "TRANS_STMT_START": "begin", "TRANS_STMT_COMMIT": "commit",
+    "TRANS_STMT_ROLLBACK": "rollback", "TRANS_STMT_SAVEPOINT": "savepoint", "TRANS_STMT_RELEASE": "release",
+    "TRANS_STMT_ROLLBACK_TO": "rollback_to", "TRANS_STMT_PREPARE": "prepare",
+    "TRANS_STMT_COMMIT_PREPARED": "commit_prepared", "TRANS_STMT_ROLLBACK_PREPARED": "rollback_prepared",
 }
 
 
-def _transaction_control(node: Any) -> str | None:
-    if type(node).__name__ != "TransactionStmt":
+def _transaction_control(kind: str, fields: dict) -> str | None:
+    if kind != "TransactionStmt":
         return None
-    return _TX_KINDS.get(int(node.kind), "other")
+    return _TX_KINDS.get(fields.get("kind", ""), "other")
 
 
-def _has_concurrently_option(params: Any) -> bool:
-    return any(getattr(p, "defname", None) == "concurrently" for p in (params or ()))
+def _has_concurrently_option(params: list | None) -> bool:
+    return any(p.get("DefElem", {}).get("defname") == "concurrently" for p in params or ())
 
 
-def cannot_run_in_transaction(node: Any) -> bool:
+def cannot_run_in_transaction(kind: str, fields: dict) -> bool:
     """Statements PostgreSQL refuses inside a transaction block."""
-    kind = type(node).__name__
-    if kind == "IndexStmt":
-        return bool(node.concurrent)
-    if kind == "DropStmt":
-        return bool(node.concurrent)
+    if kind in ("IndexStmt", "DropStmt"):
+        return bool(fields.get("concurrent"))
     if kind == "ReindexStmt":
-        return _has_concurrently_option(node.params) or int(node.kind) in (3, 4)  # SYSTEM, DATABASE
+        return _has_concurrently_option(fields.get("params")) or fields.get("kind") in (
+            "REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE")
     if kind == "VacuumStmt":
-        return bool(node.is_vacuumcmd)
+        return bool(fields.get("is_vacuumcmd"))
     if kind == "ClusterStmt":
-        return node.relation is None
+        return "relation" not in fields
     if kind == "AlterTableStmt":
-        for cmd in node.cmds or ():
-            definition = getattr(cmd, "def_", None)
-            if type(definition).__name__ == "PartitionCmd" and getattr(definition, "concurrent", False):
-                return True
-        return False
+        return any(cmd.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd", {}).get("concurrent")
+                   for cmd in fields.get("cmds") or ())
     return kind in {
         "CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt", "DropTableSpaceStmt",
         "CreateSubscriptionStmt", "DropSubscriptionStmt",
     }
+
+
+def walk(tree: Any):
+    """Every node of a JSON parse tree, depth first, as (node type or None, fields dict)."""
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if len(item) == 1:
+                (key, value), = item.items()
+                if isinstance(value, dict) and key[:1].isupper():
+                    yield key, value
+                    stack.append(value)
+                    continue
+            yield None, item
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def relation_names(tree: Any) -> list[str]:
+    """Relations a statement refers to (RangeVar nodes), schema-qualified where written so."""
+    found: list[str] = []
+    for _, fields in walk(tree):
+        name = fields.get("relname")
+        if isinstance(name, str):
+            qualified = f"{fields['schemaname']}.{name}" if fields.get("schemaname") else name
+            if qualified not in found:
+                found.append(qualified)
+    return found
+
+
+def function_names(tree: Any) -> list[str]:
+    """Names of the functions a statement calls (FuncCall nodes), lower-cased, without schema."""
+    names = []
+    for kind, fields in walk(tree):
+        if kind == "FuncCall":
+            parts = fields.get("funcname") or []
+            if parts:
+                names.append(parts[-1].get("String", {}).get("sval", "").lower())
+    return names
 
 
 def line_column(text: str, offset: int) -> tuple[int, int]:
@@ -143,11 +193,14 @@ def _line_starts(text: str) -> list[int]:
 
 def parse(text: str, path: str | Path = "<sql>") -> Script:
     """Parse a whole file. A syntax error raises SqlError naming file, line and column."""
-    from pglast.parser import ParseError, parse_sql
+    import json
+
+    from pglast.parser import ParseError, parse_sql_json
 
     path = str(path)
     try:
-        raw_statements = parse_sql(text)
+        # the JSON form of the parse tree: ten times cheaper than building pglast's node objects
+        raw_statements = json.loads(parse_sql_json(text)).get("stmts", [])
     except ParseError as exc:
         message, offset = (exc.args + (0,))[:2] if len(exc.args) >= 2 else (str(exc), 0)
         message = str(message)
@@ -158,16 +211,19 @@ def parse(text: str, path: str | Path = "<sql>") -> Script:
         first = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         raise SqlError(SqlLocation(path, line, column, first), message,
                        hint="Fix the syntax at that position; nothing was run.", sqlstate="42601") from None
+    to_char = _byte_to_char(text)
     line_starts = _line_starts(text)
     statements: list[Statement] = []
-    for index, raw in enumerate(raw_statements or ()):
-        start = raw.stmt_location or 0
-        length = raw.stmt_len or (len(text) - start)
-        end = start + length
+    for index, raw in enumerate(raw_statements):
+        byte_start = raw.get("stmt_location", 0)
+        byte_length = raw.get("stmt_len", 0)
+        start = to_char(byte_start)
+        end = to_char(byte_start + byte_length) if byte_length else len(text)
         body = text[start:end].rstrip()
         end = start + len(body)
         line = bisect.bisect_right(line_starts, start)
-        node = raw.stmt
+        tree = raw["stmt"]
+        (kind, fields), = tree.items()
         statements.append(
             Statement(
                 index=index,
@@ -176,13 +232,21 @@ def parse(text: str, path: str | Path = "<sql>") -> Script:
                 line=line,
                 column=start - line_starts[line - 1] + 1,
                 text=body,
-                kind=type(node).__name__,
-                node=node,
-                transaction_control=_transaction_control(node),
-                non_transactional=cannot_run_in_transaction(node),
+                kind=kind,
+                tree=tree,
+                transaction_control=_transaction_control(kind, fields),
+                non_transactional=cannot_run_in_transaction(kind, fields),
             )
         )
     return Script(path=path, text=text, statements=tuple(statements), mode=_mode(statements))
+
+
+def _byte_to_char(text: str):
+    """libpg_query reports UTF-8 byte offsets; Python slices by character."""
+    if text.isascii():
+        return lambda offset: offset
+    encoded = text.encode("utf-8")
+    return lambda offset: len(encoded[:offset].decode("utf-8", errors="ignore"))
 
 
 def _mode(statements: list[Statement]) -> Mode:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+import os
+import subprocess
+import sys
 import time
 
 import psycopg
 
-from conftest import write_migration
+from conftest import TEST_KEYS, write_migration
 
 ALTER = "ALTER TABLE t ADD COLUMN x int;"
 
@@ -49,18 +51,24 @@ def test_lock_timeout_retries_then_fails_naming_the_blocking_session(cli, db, da
     assert db.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 't'").fetchone()[0] == 1
 
 
-def test_lock_timeout_retry_succeeds_once_the_blocker_goes(cli, db, database_url, tmp_path):
+def test_lock_timeout_retry_succeeds_once_the_blocker_goes(db, database_url, tmp_path):
     root = setup_table(db, tmp_path)
     blocker = hold_lock(database_url)
-    timer = threading.Timer(0.6, blocker.close)
-    timer.start()
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.5"}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up",
+                                "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
     try:
-        result = cli("--dir", str(root), "up", "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight",
-                     env={"MERCURIO_RETRY_BACKOFF": "0.2"})
+        for line in process.stderr:  # release the lock only once the tool has hit the timeout
+            seen.append(line)
+            if "retry 1 of 5" in line:
+                break
     finally:
-        timer.join()
-    assert result.returncode == 0, result.stderr
-    assert "retry 1 of 5" in result.stderr
+        blocker.close()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(seen) + err
+    assert any("blocked by pid" in line for line in seen)
     assert applied(db) == ["20250101_000000"]
 
 
@@ -75,10 +83,16 @@ def test_preflight_refuses_while_a_session_is_idle_in_transaction(cli, db, datab
         assert f"pid {blocker.info.backend_pid}" in refused.stderr and "idle in transaction" in refused.stderr
         assert "--wait-for-clear" in refused.stderr
         assert applied(db) == []
-        threading.Timer(0.5, blocker.close).start()
-        waited = cli("--dir", str(root), "up", "--wait-for-clear", "10")
-        assert waited.returncode == 0, waited.stderr
-        assert "waiting up to 10 s for 1 session(s) to clear" in waited.stderr
+        env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url}
+        process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up",
+                                    "--wait-for-clear", "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=env)
+        for line in process.stderr:  # end the blocking session only once the tool says it waits for it
+            if "waiting up to 30 s for 1 session(s) to clear" in line:
+                break
+        blocker.close()
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
         assert applied(db) == ["20250101_000000"]
     finally:
         blocker.close()
