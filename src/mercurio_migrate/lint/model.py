@@ -199,8 +199,8 @@ def parse_file(path: str | Path, text: str, role: str) -> SqlFile:
         end = start + len(text[start:end].rstrip())
         line, column = sql.line_column(start)
         control = _CONTROL.get(node.get("kind", ""), "other") if kind == "TransactionStmt" else None
-        stmt = Stmt(index=index, kind=kind, node=node, start=start, end=end, line=line, column=column,
-                    control=control, non_transactional=cannot_run_in_transaction(kind, node))
+        stmt = Stmt(index, kind, node, start, end, line, column, False, False, False, False, control,
+                    cannot_run_in_transaction(kind, node))
         sql.statements.append(stmt)
         if kind in by_kind:
             by_kind[kind].append(stmt)

@@ -29,6 +29,8 @@ class Table:
 class Schema:
     tables: dict[str, Table] = field(default_factory=dict)
     indexes: dict[str, str] = field(default_factory=dict)  # index -> table
+    # table -> names that were indexes on it (a superset: check ``indexes`` before trusting one)
+    _indexed: dict[str, set[str]] = field(default_factory=dict, repr=False, compare=False)
 
     def columns(self, table: str) -> dict[str, Column] | None:
         known = self.tables.get(table)
@@ -53,14 +55,16 @@ def _apply(schema: Schema, stmt: Stmt) -> None:
     elif stmt.kind == "CreateTableAsStmt":
         schema.tables[tree.relname(node.get("into", {}).get("rel"))] = Table(None)
     elif stmt.kind == "IndexStmt" and node.get("idxname"):
-        schema.indexes[node["idxname"]] = tree.relname(node.get("relation"))
+        table = schema.indexes[node["idxname"]] = tree.relname(node.get("relation"))
+        schema._indexed.setdefault(table, set()).add(node["idxname"])
     elif stmt.kind == "DropStmt":
         for obj in node.get("objects") or ():
             name = tree.object_name(obj)
             if node.get("removeType") == "OBJECT_TABLE":
                 schema.tables.pop(name, None)
-                for index in [i for i, t in schema.indexes.items() if t == name]:
-                    del schema.indexes[index]
+                for index in schema._indexed.pop(name, ()):
+                    if schema.indexes.get(index) == name:
+                        del schema.indexes[index]
             elif node.get("removeType") == "OBJECT_INDEX":
                 schema.indexes.pop(name, None)
     elif stmt.kind == "RenameStmt":
@@ -72,7 +76,8 @@ def _apply(schema: Schema, stmt: Stmt) -> None:
             if columns is not None and node.get("subname") in columns:
                 columns[node.get("newname", "")] = columns.pop(node["subname"])
         elif node.get("renameType") == "OBJECT_INDEX" and target in schema.indexes:
-            schema.indexes[node.get("newname", "")] = schema.indexes.pop(target)
+            table = schema.indexes[node.get("newname", "")] = schema.indexes.pop(target)
+            schema._indexed.setdefault(table, set()).add(node.get("newname", ""))
     elif stmt.kind == "AlterTableStmt":
         table = tree.relname(node.get("relation"))
         columns = schema.columns(table)
