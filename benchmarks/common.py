@@ -431,6 +431,14 @@ def versions() -> dict[str, str]:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
+    try:
+        head = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], check=False).stdout.strip()
+        dirty = run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no", "--", "src", "migrations"],
+                    check=False).stdout.strip()
+        if head:
+            out["mercurio-migrate"] += f" (commit {head}{', src/ or migrations/ modified' if dirty else ''})"
+    except OSError:
+        pass
     for name, peer in (_PEERS or {}).items():
         out[name] = peer.version or f"not available: {peer.reason}"
     return out
