@@ -177,7 +177,11 @@ class LintResult:
         return sum(f.severity == "error" for f in self.findings)
 
     def counts(self) -> dict[str, int]:
-        return {level: sum(f.severity == level for f in self.findings) for level in SEVERITIES}
+        counts = dict.fromkeys(SEVERITIES, 0)
+        for f in self.findings:
+            if f.severity in counts:
+                counts[f.severity] += 1
+        return counts
 
 
 # --- suppression comments -------------------------------------------------------------------------------
@@ -375,21 +379,20 @@ def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: di
                 _run_file(FileContext(backward, folder, schema, config), rules, target, result, plans)
 
 
-@dataclass
 class _Migration:
     """The parts of a ``layout.Migration`` the linter reads."""
 
-    version: str
-    name: str
-    folder: Path
-    migration: _Source
-    rollback: _Source | None
+    __slots__ = ("version", "name", "folder", "migration", "rollback")
+
+    def __init__(self, version: str, name: str, folder: Path, migration: _Source, rollback: _Source | None):
+        self.version, self.name, self.folder, self.migration, self.rollback = version, name, folder, migration, rollback
 
 
-@dataclass
 class _Source:
-    path: str
-    text: str
+    __slots__ = ("path", "text")
+
+    def __init__(self, path: str, text: str):
+        self.path, self.text = path, text
 
 
 def _migrations(directory: Path) -> list:

@@ -190,18 +190,25 @@ def parse_file(path: str | Path, text: str, role: str) -> SqlFile:
     # set_config() can set a timeout from any expression; only a file whose tree names it needs the walk
     calls_set_config = "set_config" in raw_json.lower()
     by_kind = sql._by_kind
+    statements = sql.statements
+    byte_map = sql._byte_map
+    last = len(byte_map) - 1 if byte_map is not None else 0
     for index, item in enumerate(raw):
         kind, node = tree.unwrap(item.get("stmt"))
         byte_start = item.get("stmt_location", 0)
         length = item.get("stmt_len")
-        start = sql.char_offset(byte_start)
-        end = sql.char_offset(byte_start + length) if length else len(text)
+        if byte_map is None:  # ASCII: byte offsets are character offsets
+            start = byte_start
+            end = byte_start + length if length else len(text)
+        else:
+            start = byte_map[min(byte_start, last)]
+            end = byte_map[min(byte_start + length, last)] if length else len(text)
         end = start + len(text[start:end].rstrip())
-        line, column = sql.line_column(start)
+        line = bisect.bisect_right(starts, start)
         control = _CONTROL.get(node.get("kind", ""), "other") if kind == "TransactionStmt" else None
-        stmt = Stmt(index, kind, node, start, end, line, column, False, False, False, False, control,
-                    cannot_run_in_transaction(kind, node))
-        sql.statements.append(stmt)
+        stmt = Stmt(index, kind, node, start, end, line, start - starts[line - 1] + 1, False, False, False, False,
+                    control, cannot_run_in_transaction(kind, node))
+        statements.append(stmt)
         if kind in by_kind:
             by_kind[kind].append(stmt)
         else:

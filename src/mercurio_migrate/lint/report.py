@@ -26,6 +26,10 @@ def text(result: LintResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+_FINDING = ('    {\n      "rule": %s,\n      "severity": %s,\n      "file": %s,\n      "line": %d,\n      "column": %d,\n'
+            '      "message": %s,\n      "fix": %s\n    }')
+
+
 def as_json(result: LintResult) -> str:
     """``json.dumps(document, indent=2)``, written out by hand: with an indent the json module falls back to its
     pure-Python encoder, which spent longer on 15,000 findings than linting them did. The fields of a finding
@@ -34,16 +38,22 @@ def as_json(result: LintResult) -> str:
     head = json.dumps(document, indent=2)
     if not result.findings:
         return head + "\n"
-    quote = encode_basestring_ascii
+    quoted: dict[str, str] = {}  # rule ids, severities, paths and fixes repeat: quote each once
+
+    def quote(value: str) -> str:
+        text = quoted.get(value)
+        if text is None:
+            text = quoted[value] = encode_basestring_ascii(value)
+        return text
+
     items = []
     for f in result.findings:
         if not (type(f.line) is int and type(f.column) is int and type(f.rule) is str and type(f.severity) is str
                 and type(f.file) is str and type(f.message) is str and type(f.fix) is str):
             document["findings"] = [f.as_dict() for f in result.findings]
             return json.dumps(document, indent=2) + "\n"
-        items.append(f'    {{\n      "rule": {quote(f.rule)},\n      "severity": {quote(f.severity)},\n'
-                     f'      "file": {quote(f.file)},\n      "line": {f.line},\n      "column": {f.column},\n'
-                     f'      "message": {quote(f.message)},\n      "fix": {quote(f.fix)}\n    }}')
+        items.append(_FINDING % (quote(f.rule), quote(f.severity), quote(f.file), f.line, f.column,
+                                 encode_basestring_ascii(f.message), quote(f.fix)))
     return head.replace('"findings": [],', '"findings": [\n' + ",\n".join(items) + "\n  ],", 1) + "\n"
 
 
