@@ -38,23 +38,22 @@ def as_json(result: LintResult) -> str:
     head = json.dumps(document, indent=2)
     if not result.findings:
         return head + "\n"
-    quoted: dict[str, str] = {}  # rule ids, severities, paths and fixes repeat: quote each once
-
-    def quote(value: str) -> str:
-        text = quoted.get(value)
-        if text is None:
-            text = quoted[value] = encode_basestring_ascii(value)
-        return text
-
-    items = []
-    for f in result.findings:
-        if not (type(f.line) is int and type(f.column) is int and type(f.rule) is str and type(f.severity) is str
-                and type(f.file) is str and type(f.message) is str and type(f.fix) is str):
-            document["findings"] = [f.as_dict() for f in result.findings]
-            return json.dumps(document, indent=2) + "\n"
-        items.append(_FINDING % (quote(f.rule), quote(f.severity), quote(f.file), f.line, f.column,
-                                 encode_basestring_ascii(f.message), quote(f.fix)))
-    return head.replace('"findings": [],', '"findings": [\n' + ",\n".join(items) + "\n  ],", 1) + "\n"
+    findings = result.findings
+    try:
+        # rule ids, severities, paths and fixes repeat: quote each distinct one once (a non-string raises)
+        quoted = {v: encode_basestring_ascii(v) for v in {x for f in findings for x in (f.rule, f.severity, f.file, f.fix)}}
+        items = [_FINDING % (quoted[f.rule], quoted[f.severity], quoted[f.file], f.line, f.column,
+                             encode_basestring_ascii(f.message), quoted[f.fix])
+                 for f in findings if type(f.line) is int is type(f.column)]
+    except TypeError:
+        items = []
+    if len(items) != len(findings):  # a field that is neither str nor int: let the json module write it
+        document["findings"] = [f.as_dict() for f in findings]
+        return json.dumps(document, indent=2) + "\n"
+    before, after = head.split('"findings": [],', 1)
+    items[0] = before + '"findings": [\n' + items[0]
+    items[-1] = items[-1] + "\n  ]," + after + "\n"
+    return ",\n".join(items)  # one join: the document is megabytes, each extra copy shows
 
 
 def _uri(path: str) -> str:
