@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from mercurio_migrate.errors import UsageError
@@ -343,7 +344,7 @@ def _lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
         text = _read(path)
         role = {"migration.sql": "migration", "rollback.sql": "rollback"}.get(path.name, "sql")
         _run_file(FileContext(parse_file(path, text, role), None, Schema(), config), rules, None, result, plans)
-    result.findings.sort(key=lambda f: (f.file, f.line, f.column, f.rule))
+    result.findings.sort(key=attrgetter("file", "line", "column", "rule"))
     return result
 
 
