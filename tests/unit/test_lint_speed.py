@@ -133,3 +133,28 @@ def test_cached_walks_are_tree_walks(corpus):
             assert sql.walked(stmt.node) == list(tree.walk(stmt.node))
             assert sql.nodes(stmt.node, "Constraint") == [b for k, b in tree.walk(stmt.node) if k == "Constraint"]
             assert sql.walked(stmt.node) is sql.walked(stmt.node)
+
+
+@pytest.fixture()
+def two_halves(monkeypatch):
+    monkeypatch.setattr(lint, "PARALLEL_FROM", 10)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_two_processes_find_what_one_finds(corpus, two_halves):
+    one = lint_paths([corpus], load_config(None, select="all"))
+    two = lint_paths([corpus], load_config(None, select="all"), workers=2)
+    assert two.findings == one.findings
+    assert (two.files, two.suppressed) == (one.files, one.suppressed)
+
+
+def test_without_a_second_process_the_first_lints_both_halves(corpus, two_halves, monkeypatch):
+    import os
+
+    def no_fork():
+        raise OSError("no fork here")
+
+    monkeypatch.setattr(os, "fork", no_fork, raising=False)
+    one = lint_paths([corpus], load_config(None, select="all"))
+    two = lint_paths([corpus], load_config(None, select="all"), workers=2)
+    assert two.findings == one.findings and two.files == one.files

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def lint(obj: Context, paths: tuple[Path, ...], fmt: str | None, select: str | N
         return
     settings = obj.settings()
     config = load_config(settings.project, select=select, ignore=ignore)
-    result = lint_paths(list(paths) or [settings.migrations_dir], config)
+    # two processes for a large directory when the machine gives this one two processors (same findings)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    result = lint_paths(list(paths) or [settings.migrations_dir], config, workers=min(cpus, 2))
     from mercurio_migrate.lint.report import render
 
     sys.stdout.write(render(result, fmt or ("json" if obj.as_json else "text")))

@@ -306,8 +306,11 @@ def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:
     return "dir", path, None, None
 
 
-def lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
-    """Lint migration directories, migration folders and SQL files; findings sorted by file and line."""
+def lint_paths(paths: list[Path], config: LintConfig, workers: int = 1) -> LintResult:
+    """Lint migration directories, migration folders and SQL files; findings sorted by file and line.
+
+    ``workers=2`` lets a large migrations directory be linted as two halves in two processes (see
+    ``_lint_in_two``); the findings are the same."""
     import gc
 
     # The parse trees, files and findings hold no reference cycles, so reference counting frees them; the
@@ -315,13 +318,13 @@ def lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _lint_paths(paths, config)
+        return _lint_paths(paths, config, workers)
     finally:
         if enabled:
             gc.enable()
 
 
-def _lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
+def _lint_paths(paths: list[Path], config: LintConfig, workers: int = 1) -> LintResult:
     from mercurio_migrate.lint.rules import registry
 
     rules = {rule_id: rule for rule_id, rule in registry().items() if rule_id in config.severities}
@@ -339,7 +342,7 @@ def _lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
             selection = directories.setdefault(where, {})
             selection.setdefault(folder, set()).add(str(file) if file else None)
     for directory, selection in directories.items():
-        _lint_directory(directory, selection, rules, config, result, plans)
+        _lint_directory(directory, selection, rules, config, result, plans, workers)
     for path in loose:
         text = _read(path)
         role = {"migration.sql": "migration", "rollback.sql": "rollback"}.get(path.name, "sql")
@@ -358,11 +361,18 @@ def _read(path: Path) -> str:
 
 
 def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: dict, config: LintConfig,
-                    result: LintResult, plans: dict | None = None) -> None:
+                    result: LintResult, plans: dict | None = None, workers: int = 1) -> None:
     migrations = _migrations(directory)
     last = max((i for i, m in enumerate(migrations) if selection is None or m.folder.name in selection), default=-1)
-    schema = Schema()
-    for migration in migrations[: last + 1]:
+    if workers >= 2 and selection is None and len(migrations) >= PARALLEL_FROM:
+        _lint_in_two(migrations, rules, config, result, plans)
+        return
+    _lint_range(migrations[: last + 1], selection, Schema(), rules, config, result, plans)
+
+
+def _lint_range(migrations: list, selection: dict[str, set] | None, schema: Schema, rules: dict,
+                config: LintConfig, result: LintResult, plans: dict | None) -> None:
+    for migration in migrations:
         forward = parse_file(migration.migration.path, migration.migration.text, "migration")
         wanted = None if selection is None else selection.get(migration.folder.name)
         if selection is not None and wanted is None:
@@ -378,6 +388,62 @@ def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: di
         if backward is not None:
             for target in only:
                 _run_file(FileContext(backward, folder, schema, config), rules, target, result, plans)
+
+
+PARALLEL_FROM = 200  # folders: below this, starting a second process costs more than it saves
+
+
+def _lint_in_two(migrations: list, rules: dict, config: LintConfig, result: LintResult, plans: dict | None) -> None:
+    """Lint the first half here and the second half in a forked process, which first replays the schema the
+    first half leaves (parsing its migration.sql files only). Each file is linted by exactly the code the
+    sequential run uses, and the halves' findings are joined in folder order, so the result is the same. If
+    the second process fails, this one lints the second half itself."""
+    import pickle
+    import threading
+
+    half = len(migrations) // 2
+    pid = -1
+    if hasattr(os, "fork") and threading.active_count() == 1:
+        read_end, write_end = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            pid = -1
+        if pid == 0:  # the second process
+            status = 1
+            try:
+                os.close(read_end)
+                schema = Schema()
+                for migration in migrations[:half]:
+                    schema.apply(parse_file(migration.migration.path, migration.migration.text, "migration"))
+                second = LintResult()
+                _lint_range(migrations[half:], None, schema, rules, config, second, {})
+                data = pickle.dumps((second.findings, second.files, second.suppressed), pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(data)
+                status = 0
+            finally:
+                os._exit(status)
+        if pid > 0:
+            os.close(write_end)
+    schema = Schema()
+    _lint_range(migrations[:half], None, schema, rules, config, result, plans)
+    second = None
+    if pid > 0:
+        with os.fdopen(read_end, "rb") as incoming:
+            data = incoming.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and data:
+            second = pickle.loads(data)
+    if second is None:  # no second process (or it failed): go on here, the schema is where the first half left it
+        _lint_range(migrations[half:], None, schema, rules, config, result, plans)
+        return
+    findings, files, suppressed = second
+    result.findings.extend(findings)
+    result.files += files
+    result.suppressed += suppressed
 
 
 class _Migration:

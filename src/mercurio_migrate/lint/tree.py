@@ -15,11 +15,13 @@ from typing import Any
 
 def unwrap(node: Any) -> tuple[str, dict]:
     """(kind, fields) of a polymorphic node."""
-    if isinstance(node, dict) and len(node) == 1:
-        kind, body = next(iter(node.items()))
-        if isinstance(body, dict):
-            return kind, body
-    return "", node if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+        if len(node) == 1:
+            for kind, body in node.items():
+                if isinstance(body, dict):
+                    return kind, body
+        return "", node
+    return "", {}
 
 
 def strings(items: list | None) -> list[str]:
@@ -130,32 +132,31 @@ def location(node: Any) -> int | None:
     return None
 
 
-def column_defs(create_body: dict) -> Iterator[dict]:
-    for element in create_body.get("tableElts") or ():
-        kind, body = unwrap(element)
-        if kind == "ColumnDef":
-            yield body
+def _members(items: list | None, kind: str) -> list[dict]:
+    """The fields of the ``kind`` nodes of a list, in order (``unwrap`` inlined: this runs for every statement)."""
+    out = []
+    for item in items or ():
+        if isinstance(item, dict) and len(item) == 1:
+            body = item.get(kind)
+            if isinstance(body, dict):
+                out.append(body)
+    return out
 
 
-def table_constraints(create_body: dict) -> Iterator[dict]:
-    for element in create_body.get("tableElts") or ():
-        kind, body = unwrap(element)
-        if kind == "Constraint":
-            yield body
+def column_defs(create_body: dict) -> list[dict]:
+    return _members(create_body.get("tableElts"), "ColumnDef")
 
 
-def column_constraints(column: dict) -> Iterator[dict]:
-    for item in column.get("constraints") or ():
-        kind, body = unwrap(item)
-        if kind == "Constraint":
-            yield body
+def table_constraints(create_body: dict) -> list[dict]:
+    return _members(create_body.get("tableElts"), "Constraint")
 
 
-def alter_commands(alter_body: dict) -> Iterator[dict]:
-    for item in alter_body.get("cmds") or ():
-        kind, body = unwrap(item)
-        if kind == "AlterTableCmd":
-            yield body
+def column_constraints(column: dict) -> list[dict]:
+    return _members(column.get("constraints"), "Constraint")
+
+
+def alter_commands(alter_body: dict) -> list[dict]:
+    return _members(alter_body.get("cmds"), "AlterTableCmd")
 
 
 def index_columns(index_body: dict) -> list[str | None]:
