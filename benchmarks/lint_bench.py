@@ -9,6 +9,9 @@ PYTHONDONTWRITEBYTECODE set compiles every imported module on every run. When th
 timed both ways: as the environment runs it, and with a bytecode cache (PYTHONPYCACHEPREFIX in the
 benchmark's temporary directory, so the source tree is not touched).
 
+With two processors, lint is also timed unpinned: it then lints a large directory as two halves in two
+processes (same findings). squawk is always timed on one core.
+
     python benchmarks/lint_bench.py [FOLDERS] [RUNS]
 """
 
@@ -52,14 +55,21 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(root.parent / "pycache")
         ours = {" (no bytecode cache)": ours[""], " (bytecode cached)": timed(lint, runs, env)}
+    two = None
+    if pin and len(os.sched_getaffinity(0)) >= 2:
+        two = timed(lint[len(pin):], runs, env if len(ours) > 1 else None)
     print(f"{folders} folders, {len(files)} files, {statements} statements; median of {runs} runs, one core")
     for label, seconds in ours.items():
         print(f"mercurio-migrate lint{label}: {seconds:.3f} s")
+    if two is not None:
+        print(f"mercurio-migrate lint, two cores{' (bytecode cached)' if len(ours) > 1 else ''}: {two:.3f} s")
     if shutil.which("squawk"):
         theirs = timed(pin + ["squawk", "--reporter", "json", *files], runs)
         print(f"squawk: {theirs:.3f} s")
         for label, seconds in ours.items():
             print(f"ratio mercurio/squawk{label}: {seconds / theirs:.2f}")
+        if two is not None:
+            print(f"ratio mercurio two cores/squawk one core: {two / theirs:.2f}")
     else:
         print("squawk not on PATH: pip install squawk-cli for the comparison")
     shutil.rmtree(root.parent, ignore_errors=True)
