@@ -32,6 +32,7 @@ def run_all(names: list[str], quick: bool, install_peers: bool = True,
     common.WORK.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run_", dir=common.WORK))
     common.peers(install_peers)
+    versions = common.versions()  # before the run: the tree may change under a long run
     server = common.Server()
     sections = []
     try:
@@ -58,7 +59,7 @@ def run_all(names: list[str], quick: bool, install_peers: bool = True,
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
-    return sections, machine, common.versions(), time.perf_counter() - started
+    return sections, machine, versions, time.perf_counter() - started
 
 
 def render_table(table: common.Table) -> str:
