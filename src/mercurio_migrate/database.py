@@ -6,6 +6,7 @@ costs one round trip; each statement's result (row count, or the error) is still
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ def _escape_option(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace(" ", "\\ ")
 
 
+@functools.cache
 def client_host() -> str:
     return socket.gethostname()
 
@@ -110,6 +112,16 @@ def in_failed_or_open_transaction(conn) -> bool:
 
 
 def literal(conn, value: Any) -> str:
+    """An SQL literal for the tool's own bookkeeping statements (sent with the simple-query protocol)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str) and conn.info.parameter_status("standard_conforming_strings") == "on" \
+            and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
     from psycopg import sql
 
     return sql.Literal(value).as_string(conn)

@@ -148,12 +148,17 @@ def keys_needed(sql: object) -> set[str]:
     from mercurio_migrate.sqlscript import Script, parse
 
     if isinstance(sql, Script):
-        script = sql
+        script, text = sql, sql.text
     else:
         text = getattr(sql, "text", None)
         if text is None:
             text = getattr(getattr(sql, "migration", None), "text", None)
-        script = parse(text if text is not None else str(sql), getattr(sql, "path", "<sql>"))
+        text, script = (text if text is not None else str(sql)), None
+    lowered = text.lower()
+    if not any(name in lowered for name in FUNCTION_KEYS):
+        return set()  # a call needs the function's name in the text; the parse tree decides when it is there
+    if script is None:
+        script = parse(text, getattr(sql, "path", "<sql>"))
     needed: set[str] = set()
     for statement in script.statements:
         names = set(_function_names(statement.tree))

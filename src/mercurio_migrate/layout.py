@@ -8,9 +8,11 @@ holding ``migration.sql`` (required), ``rollback.sql`` (optional) and optionally
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from mercurio_migrate.errors import LayoutError, LayoutProblem
@@ -31,7 +33,7 @@ class SqlFile:
     text: str
     checksum: str
 
-    @property
+    @cached_property
     def header(self) -> dict[str, str]:
         return parse_header(self.text)
 
@@ -95,9 +97,10 @@ def check_folder_name(folder_name: str) -> tuple[str, str] | str:
     match = _FOLDER.match(folder_name)
     if not match:
         return "folder name must be YYYYMMDD_HHMMSS_snake_case_name (a UTC timestamp, then a lower snake_case name)"
-    stamp = f"{match['date']}_{match['time']}"
-    try:
-        datetime.strptime(stamp, "%Y%m%d_%H%M%S")
+    date, time = match["date"], match["time"]
+    stamp = f"{date}_{time}"
+    try:  # cheaper than strptime, which matters when a thousand folders are read on every command
+        datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(time[:2]), int(time[2:4]), int(time[4:]))
     except ValueError:
         return f"timestamp {stamp} is not a real date and time (expected YYYYMMDD_HHMMSS in UTC)"
     name = match["name"]
@@ -110,7 +113,8 @@ def check_folder_name(folder_name: str) -> tuple[str, str] | str:
 
 
 def _read_sql(path: Path, problems: list[LayoutProblem]) -> SqlFile | None:
-    data = path.read_bytes()
+    with open(path, "rb") as handle:
+        data = handle.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -132,9 +136,9 @@ def _load_folder(folder: Path, version: str, name: str, problems: list[LayoutPro
                  warnings: list[LayoutProblem]) -> Migration | None:
     files: dict[str, SqlFile] = {}
     ok = True
-    for entry in sorted(folder.iterdir()):
+    for entry in _entries(folder):
         if entry.name in KNOWN_FILES and entry.is_file():
-            sql = _read_sql(entry, problems)
+            sql = _read_sql(Path(entry.path), problems)
             if sql is None:
                 ok = False
             else:
@@ -142,7 +146,7 @@ def _load_folder(folder: Path, version: str, name: str, problems: list[LayoutPro
         elif entry.name.startswith(".") or entry.name in IGNORED_FILES:
             continue
         else:
-            warnings.append(LayoutProblem(str(entry), "stray file in a migration folder (ignored)", "warning"))
+            warnings.append(LayoutProblem(entry.path, "stray file in a migration folder (ignored)", "warning"))
     migration = files.pop("migration.sql", None)
     if migration is None:
         if ok and not (folder / "migration.sql").exists():
@@ -160,6 +164,13 @@ def _load_folder(folder: Path, version: str, name: str, problems: list[LayoutPro
     return Migration(version=version, name=name, folder=folder, migration=migration, rollback=rollback, extras=files)
 
 
+def _entries(directory: Path) -> list[os.DirEntry]:
+    """A folder's entries in name order. os.scandir knows each entry's type without a stat call: this is
+    read on every command, a thousand folders at a time."""
+    with os.scandir(directory) as listing:
+        return sorted(listing, key=lambda e: e.name)
+
+
 def discover(directory: Path | str) -> MigrationSet:
     """Read every migration folder under ``directory``; raise LayoutError listing every fault."""
     directory = Path(directory)
@@ -170,23 +181,24 @@ def discover(directory: Path | str) -> MigrationSet:
     warnings: list[LayoutProblem] = []
     migrations: list[Migration] = []
     seen: dict[str, Path] = {}
-    for entry in sorted(directory.iterdir()):
+    for entry in _entries(directory):
         if entry.name.startswith((".", "_")):
             continue
         if not entry.is_dir():
             if entry.name not in IGNORED_FILES:
-                warnings.append(LayoutProblem(str(entry), "stray file in the migrations directory (ignored)", "warning"))
+                warnings.append(LayoutProblem(entry.path, "stray file in the migrations directory (ignored)", "warning"))
             continue
         checked = check_folder_name(entry.name)
         if isinstance(checked, str):
-            problems.append(LayoutProblem(str(entry), checked))
+            problems.append(LayoutProblem(entry.path, checked))
             continue
         version, name = checked
         if version in seen:
-            problems.append(LayoutProblem(str(entry), f"duplicate version {version}: also used by {seen[version].name}"))
+            problems.append(LayoutProblem(entry.path, f"duplicate version {version}: also used by {seen[version].name}"))
             continue
-        seen[version] = entry
-        migration = _load_folder(entry, version, name, problems, warnings)
+        folder = Path(entry.path)
+        seen[version] = folder
+        migration = _load_folder(folder, version, name, problems, warnings)
         if migration is not None:
             migrations.append(migration)
     if problems:

@@ -105,6 +105,9 @@ def capture(conn, *, exact_row_threshold: int = 100_000) -> Capture:
     to_count = []
     for table in tables:
         estimate, size = estimates.get(table.name, (-1, 0))
+        if size == 0:  # no pages at all: empty, no need to count (most tables a migration run creates)
+            counts[table.name] = RowCount(0, True)
+            continue
         small = estimate < exact_row_threshold if estimate >= 0 else size <= UNANALYZED_EXACT_BYTES
         if small:
             to_count.append(table)
