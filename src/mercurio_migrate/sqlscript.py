@@ -96,7 +96,7 @@ class Script:
         return None
 
 
-_TX_KINDS = {
+TRANSACTION_CONTROL = {
     "TRANS_STMT_BEGIN": "begin", "TRANS_STMT_START": "begin", "TRANS_STMT_COMMIT": "commit",
     "TRANS_STMT_ROLLBACK": "rollback", "TRANS_STMT_SAVEPOINT": "savepoint", "TRANS_STMT_RELEASE": "release",
     "TRANS_STMT_ROLLBACK_TO": "rollback_to", "TRANS_STMT_PREPARE": "prepare",
@@ -107,7 +107,7 @@ _TX_KINDS = {
 def _transaction_control(kind: str, fields: dict) -> str | None:
     if kind != "TransactionStmt":
         return None
-    return _TX_KINDS.get(fields.get("kind", ""), "other")
+    return TRANSACTION_CONTROL.get(fields.get("kind", ""), "other")
 
 
 def _has_concurrently_option(params: list | None) -> bool:
@@ -250,14 +250,18 @@ def _byte_to_char(text: str):
 
 
 def _mode(statements: list[Statement]) -> Mode:
-    if any(s.non_transactional for s in statements):
+    return mode_of([s.transaction_control for s in statements], any(s.non_transactional for s in statements))
+
+
+def mode_of(controls: list[str | None], has_non_transactional: bool) -> Mode:
+    """How a file runs, from each statement's transaction control and whether any cannot run in a block."""
+    if has_non_transactional:
         return Mode.AUTOCOMMIT
-    controls = [s.transaction_control for s in statements]
     if not any(c in ("begin", "commit", "rollback", "prepare", "commit_prepared", "rollback_prepared")
                for c in controls):
         return Mode.TOOL_TRANSACTION
     if (
-        len(statements) >= 2
+        len(controls) >= 2
         and controls[0] == "begin"
         and controls[-1] == "commit"
         and all(c in (None, "savepoint", "release", "rollback_to") for c in controls[1:-1])

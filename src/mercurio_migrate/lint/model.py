@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mercurio_migrate.lint import tree
+from mercurio_migrate.sqlscript import TRANSACTION_CONTROL, cannot_run_in_transaction, mode_of
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -56,34 +57,8 @@ class Mode:
     AS_WRITTEN = "as-written"
 
 
-_CONTROL = {
-    "TRANS_STMT_BEGIN": "begin", "TRANS_STMT_START": "begin", "TRANS_STMT_COMMIT": "commit",
-    "TRANS_STMT_ROLLBACK": "rollback", "TRANS_STMT_SAVEPOINT": "savepoint", "TRANS_STMT_RELEASE": "release",
-    "TRANS_STMT_ROLLBACK_TO": "rollback_to", "TRANS_STMT_PREPARE": "prepare",
-    "TRANS_STMT_COMMIT_PREPARED": "commit_prepared", "TRANS_STMT_ROLLBACK_PREPARED": "rollback_prepared",
-}
-_NEVER_IN_TRANSACTION = {"CreatedbStmt", "DropdbStmt", "AlterSystemStmt", "CreateTableSpaceStmt",
-                         "DropTableSpaceStmt", "CreateSubscriptionStmt", "DropSubscriptionStmt"}
-
-
-def cannot_run_in_transaction(kind: str, node: dict) -> bool:
-    """Statements PostgreSQL refuses inside a transaction block (same list as sqlscript)."""
-    if kind in ("IndexStmt", "DropStmt"):
-        return bool(node.get("concurrent"))
-    if kind == "ReindexStmt":
-        concurrently = any(tree.unwrap(p)[1].get("defname") == "concurrently" for p in node.get("params") or ())
-        return concurrently or node.get("kind") in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE")
-    if kind == "VacuumStmt":
-        return bool(node.get("is_vacuumcmd"))
-    if kind == "ClusterStmt":
-        return "relation" not in node
-    if kind == "AlterTableStmt":
-        for cmd in tree.alter_commands(node):
-            part_kind, part = tree.unwrap(cmd.get("def"))
-            if part_kind == "PartitionCmd" and part.get("concurrent"):
-                return True
-        return False
-    return kind in _NEVER_IN_TRANSACTION
+# one definition of how a file runs, shared with the engine (mercurio_migrate.sqlscript)
+_CONTROL = TRANSACTION_CONTROL
 
 
 @dataclass
@@ -219,16 +194,7 @@ def parse_file(path: str | Path, text: str, role: str) -> SqlFile:
 
 
 def _mode(statements: list[Stmt]) -> str:
-    if any(s.non_transactional for s in statements):
-        return Mode.AUTOCOMMIT
-    controls = [s.control for s in statements]
-    if not any(c in ("begin", "commit", "rollback", "prepare", "commit_prepared", "rollback_prepared")
-               for c in controls):
-        return Mode.TOOL_TRANSACTION
-    if (len(statements) >= 2 and controls[0] == "begin" and controls[-1] == "commit"
-            and all(c in (None, "savepoint", "release", "rollback_to") for c in controls[1:-1])):
-        return Mode.OWN_TRANSACTION
-    return Mode.AS_WRITTEN
+    return mode_of([s.control for s in statements], any(s.non_transactional for s in statements)).value
 
 
 def _timeout_set(stmt: Stmt, calls_set_config: bool = True) -> tuple[str, bool] | None:
