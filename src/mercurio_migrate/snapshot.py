@@ -11,6 +11,7 @@ read under a fixed ``search_path`` and fixed output settings, so it does not dep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -182,6 +183,9 @@ def differences(items: Iterable[Difference]) -> list[Difference]:
 
 
 # --- reading the catalog ----------------------------------------------------------------------------
+# One statement reads everything: its parts share one view of the catalog, the relations in scope are
+# found once (the `rel` CTE) for all the parts that hang off them, and the whole costs one round trip.
+# Each part comes back as a JSON array of rows; OIDs are cast to int8 so that JSON carries them as numbers.
 _IN_SCOPE_NAMESPACE = """
     n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND n.nspname <> ALL (%(exclude_schemas)s::text[])
 """
@@ -196,78 +200,93 @@ def _display(nsp: str, name: str) -> str:
     return f"CASE WHEN {nsp} = 'public' THEN '' ELSE quote_ident({nsp}) || '.' END || quote_ident({name})"
 
 
-SCHEMAS_SQL = f"""
-SELECT n.oid, quote_ident(n.nspname), obj_description(n.oid, 'pg_namespace')
-FROM pg_namespace n
-WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_namespace', 'n')}
-"""
+def _comment(catalog: str, oid: str, subid: str = "0") -> str:
+    """obj_description/col_description without their SQL-function call and catalog lookup per row."""
+    return (f"(SELECT d.description FROM pg_description d WHERE d.objoid = {oid} "
+            f"AND d.classoid = '{catalog}'::regclass AND d.objsubid = {subid})")
 
-RELATIONS_SQL = f"""
-SELECT c.oid, c.relkind, {_display('n.nspname', 'c.relname')}, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-       c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relispartition,
-       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
-       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
-       ARRAY(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
-       array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o), ', '),
-       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END,
-       c.relispopulated,
-       (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
-         WHERE ft.ftrelid = c.oid),
-       obj_description(c.oid, 'pg_class')
+
+# The relations in scope: tables, views and sequences outside the excluded schemas and tables and not
+# part of an extension.
+RELATIONS_IN_SCOPE_SQL = f"""
+SELECT c.oid, c.relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_IN_SCOPE_NAMESPACE}
   AND c.oid NOT IN (SELECT to_regclass(x) FROM unnest(%(exclude_tables)s::text[]) x WHERE to_regclass(x) IS NOT NULL)
   AND {_not_extension_member('pg_class', 'c')}
 """
 
-COLUMNS_SQL = """
-SELECT a.attrelid, quote_ident(a.attname), a.attnum, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+_TABLES = "ANY (ARRAY(SELECT oid FROM rel WHERE relkind <> 'S'))"
+
+SCHEMAS_SQL = f"""
+SELECT n.oid::int8, quote_ident(n.nspname), {_comment('pg_namespace', 'n.oid')}
+FROM pg_namespace n
+WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_namespace', 'n')}
+"""
+
+RELATIONS_SQL = f"""
+SELECT c.oid::int8, c.relkind, {_display('n.nspname', 'c.relname')}, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+       c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relispartition,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
+       ARRAY(SELECT i.inhparent::int8 FROM pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
+       array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o), ', '),
+       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END,
+       c.relispopulated,
+       (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
+         WHERE ft.ftrelid = c.oid),
+       {_comment('pg_class', 'c.oid')}
+FROM rel JOIN pg_class c ON c.oid = rel.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+
+COLUMNS_SQL = f"""
+SELECT a.attrelid::int8, quote_ident(a.attname), a.attnum, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
        CASE WHEN a.attcollation <> t.typcollation THEN
             CASE WHEN cn.nspname = 'pg_catalog' THEN '' ELSE quote_ident(cn.nspname) || '.' END
             || quote_ident(co.collname) END,
-       a.attislocal, col_description(a.attrelid, a.attnum)
+       a.attislocal, {_comment('pg_class', 'a.attrelid', 'a.attnum')}
 FROM pg_attribute a
 JOIN pg_type t ON t.oid = a.atttypid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 LEFT JOIN pg_collation co ON co.oid = a.attcollation
 LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-WHERE a.attrelid = ANY (%(relations)s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+WHERE a.attrelid = {_TABLES} AND a.attnum > 0 AND NOT a.attisdropped
 """
 
-CONSTRAINTS_SQL = """
-SELECT c.conrelid, quote_ident(c.conname), c.contype, pg_get_constraintdef(c.oid), c.conislocal,
-       obj_description(c.oid, 'pg_constraint')
+CONSTRAINTS_SQL = f"""
+SELECT c.conrelid::int8, quote_ident(c.conname), c.contype, pg_get_constraintdef(c.oid), c.conislocal,
+       {_comment('pg_constraint', 'c.oid')}
 FROM pg_constraint c
-WHERE c.conrelid = ANY (%(relations)s::oid[])
+WHERE c.conrelid = {_TABLES}
 """
 
 INDEXES_SQL = f"""
-SELECT i.indrelid, {_display('n.nspname', 'ic.relname')}, quote_ident(n.nspname) || '.' || quote_ident(ic.relname),
+SELECT i.indrelid::int8, {_display('n.nspname', 'ic.relname')}, quote_ident(n.nspname) || '.' || quote_ident(ic.relname),
        pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisclustered,
        EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
                AND k.contype IN ('p', 'u', 'x')),
        (SELECT {_display('pn.nspname', 'pc.relname')} FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent
           JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid),
-       obj_description(i.indexrelid, 'pg_class')
+       {_comment('pg_class', 'i.indexrelid')}
 FROM pg_index i
 JOIN pg_class ic ON ic.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = ic.relnamespace
-WHERE i.indrelid = ANY (%(relations)s::oid[])
+WHERE i.indrelid = {_TABLES}
 """
 
 SEQUENCES_SQL = """
-SELECT s.seqrelid, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
-       s.seqcycle, d.refobjid, quote_ident(a.attname), d.deptype
+SELECT s.seqrelid::int8, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
+       s.seqcycle, d.refobjid::int8, quote_ident(a.attname), d.deptype
 FROM pg_sequence s
 LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
      AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
 LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE s.seqrelid = ANY (%(sequences)s::oid[])
+WHERE s.seqrelid IN (SELECT oid FROM rel WHERE relkind = 'S')
 """
 
 FUNCTIONS_SQL = f"""
-SELECT p.oid, {_display('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+SELECT p.oid::int8, {_display('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        p.prokind,
        CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
@@ -275,19 +294,19 @@ SELECT p.oid, {_display('n.nspname', 'p.proname')} || '(' || pg_get_function_ide
             (SELECT ARRAY[a.aggtransfn::regproc::text, format_type(a.aggtranstype, NULL),
                           NULLIF(a.aggfinalfn, 0)::regproc::text, a.agginitval, NULLIF(a.aggcombinefn, 0)::regproc::text]
              FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END,
-       obj_description(p.oid, 'pg_proc')
+       {_comment('pg_proc', 'p.oid')}
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_proc', 'p')}
 """
 
-TRIGGERS_SQL = """
-SELECT t.tgrelid, quote_ident(t.tgname), pg_get_triggerdef(t.oid), t.tgenabled, obj_description(t.oid, 'pg_trigger')
+TRIGGERS_SQL = f"""
+SELECT t.tgrelid::int8, quote_ident(t.tgname), pg_get_triggerdef(t.oid), t.tgenabled, {_comment('pg_trigger', 't.oid')}
 FROM pg_trigger t
-WHERE t.tgrelid = ANY (%(relations)s::oid[]) AND NOT t.tgisinternal
+WHERE t.tgrelid = {_TABLES} AND NOT t.tgisinternal
 """
 
 TYPES_SQL = f"""
-SELECT t.oid, {_display('n.nspname', 't.typname')}, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype,
+SELECT t.oid::int8, {_display('n.nspname', 't.typname')}, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype,
        CASE WHEN t.typtype = 'e' THEN
             ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) END,
        CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
@@ -303,28 +322,45 @@ SELECT t.oid, {_display('n.nspname', 't.typname')}, quote_ident(n.nspname) || '.
                   ORDER BY a.attnum) END,
        CASE WHEN t.typtype = 'r' THEN
             (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid) END,
-       obj_description(t.oid, 'pg_type')
+       {_comment('pg_type', 't.oid')}
 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_type', 't')}
   AND (t.typtype IN ('e', 'd', 'r')
        OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
 """
 
-EXTENSIONS_SQL = """
-SELECT quote_ident(x.extname), x.extversion, quote_ident(n.nspname), obj_description(x.oid, 'pg_extension')
+EXTENSIONS_SQL = f"""
+SELECT quote_ident(x.extname), x.extversion, quote_ident(n.nspname), {_comment('pg_extension', 'x.oid')}
 FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
 WHERE x.extname <> 'plpgsql'
 """
 
-POLICIES_SQL = """
-SELECT p.polrelid, quote_ident(p.polname), p.polpermissive, p.polcmd,
+POLICIES_SQL = f"""
+SELECT p.polrelid::int8, quote_ident(p.polname), p.polpermissive, p.polcmd,
        ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(r)) END
              FROM unnest(p.polroles) r ORDER BY 1),
        pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
-       obj_description(p.oid, 'pg_policy')
+       {_comment('pg_policy', 'p.oid')}
 FROM pg_policy p
-WHERE p.polrelid = ANY (%(relations)s::oid[])
+WHERE p.polrelid = {_TABLES}
 """
+
+# (name, query, number of columns), in the order _read takes them
+_PARTS = (
+    ("schemas", SCHEMAS_SQL, 3), ("relations", RELATIONS_SQL, 16), ("columns", COLUMNS_SQL, 11),
+    ("constraints", CONSTRAINTS_SQL, 6), ("indexes", INDEXES_SQL, 9), ("sequences", SEQUENCES_SQL, 11),
+    ("functions", FUNCTIONS_SQL, 7), ("triggers", TRIGGERS_SQL, 5), ("types", TYPES_SQL, 13),
+    ("extensions", EXTENSIONS_SQL, 4), ("policies", POLICIES_SQL, 8),
+)
+
+
+def _json_rows(query: str, columns: int) -> str:
+    names = ", ".join(f"c{i}" for i in range(columns))
+    return f"(SELECT coalesce(json_agg(json_build_array({names})), '[]') FROM ({query}) AS q({names}))"
+
+
+SNAPSHOT_SQL = (f"WITH rel AS MATERIALIZED ({RELATIONS_IN_SCOPE_SQL})\nSELECT json_build_array(\n"
+                + ",\n".join(_json_rows(query, columns) for _, query, columns in _PARTS) + ")::text")
 
 # Deparsed expressions print constants through their output functions: fix the settings that change them.
 _SESSION_SETTINGS = (
@@ -335,6 +371,7 @@ _SESSION_SETTINGS = (
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
 )
+_SET_SESSION_SQL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in _SESSION_SETTINGS)
 
 POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
 CONSTRAINT_TYPES = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check", "x": "exclusion",
@@ -353,17 +390,14 @@ def catalog_session(conn) -> Iterator[None]:
     from mercurio_migrate.database import in_failed_or_open_transaction
 
     nested = in_failed_or_open_transaction(conn) or not conn.autocommit
-    conn.execute("SAVEPOINT mercurio_snapshot" if nested else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    # one message: no parameters, so the simple-query protocol takes both statements at once
+    conn.execute(("SAVEPOINT mercurio_snapshot" if nested else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                 + ";\n" + _SET_SESSION_SQL)
     try:
-        conn.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _SESSION_SETTINGS),
-                     [item for pair in _SESSION_SETTINGS for item in pair])
         yield
     finally:
-        if nested:
-            conn.execute("ROLLBACK TO SAVEPOINT mercurio_snapshot")
-            conn.execute("RELEASE SAVEPOINT mercurio_snapshot")
-        else:
-            conn.execute("ROLLBACK")
+        conn.execute("ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot" if nested
+                     else "ROLLBACK")
 
 
 def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = ()) -> Snapshot:
@@ -375,16 +409,17 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
         "exclude_schemas": list(exclude_schemas),
     }
     with catalog_session(conn):
-        return _read(conn, params)
+        (text,) = conn.execute(SNAPSHOT_SQL, params, prepare=True).fetchone()
+    return _build(dict(zip((name for name, _, _ in _PARTS), json.loads(text))))
 
 
-def _read(conn, params: dict) -> Snapshot:
+def _build(rows: dict[str, list]) -> Snapshot:
     objects: list[SchemaObject] = []
-    for _oid, name, comment in conn.execute(SCHEMAS_SQL, params).fetchall():
+    for _oid, name, comment in rows["schemas"]:
         objects.append(_obj("schema", name, sql_name=name, comment=comment))
 
     relations: dict[int, SchemaObject] = {}
-    rel_rows = conn.execute(RELATIONS_SQL, params).fetchall()
+    rel_rows = rows["relations"]
     sequence_rows = {}
     display_of = {row[0]: row[2] for row in rel_rows}
     for (oid, relkind, name, qualified, persistence, rls, force_rls, is_partition, partition_key, bound,
@@ -412,15 +447,14 @@ def _read(conn, params: dict) -> Snapshot:
                 attrs["populated"] = populated
         relations[oid] = _obj(kind, name, sql_name=qualified, **attrs)
 
-    params["relations"] = list(relations)
     columns_by_relation: dict[int, list] = {}
-    for row in conn.execute(COLUMNS_SQL, params).fetchall():
+    for row in rows["columns"]:
         columns_by_relation.setdefault(row[0], []).append(row)
-    for oid, rows in columns_by_relation.items():
+    for oid, rel_columns in columns_by_relation.items():
         rel = relations[oid]
-        rows.sort(key=lambda r: r[2])
-        relations[oid] = _with(rel, **{"column order": tuple(r[1] for r in rows)})
-        for (_, column, _num, type_, not_null, default, identity, generated, collation, local, comment) in rows:
+        rel_columns.sort(key=lambda r: r[2])
+        relations[oid] = _with(rel, **{"column order": tuple(r[1] for r in rel_columns)})
+        for (_, column, _num, type_, not_null, default, identity, generated, collation, local, comment) in rel_columns:
             attrs = {"type": type_, "not null": not_null, "collation": collation, "comment": comment}
             if generated == "s":
                 attrs["generated"] = default
@@ -432,7 +466,7 @@ def _read(conn, params: dict) -> Snapshot:
             objects.append(_obj("column", f"{rel.name}.{column}", parent=rel.key, sql_name=column, **attrs))
     objects.extend(relations.values())
 
-    for relid, name, contype, definition, local, comment in conn.execute(CONSTRAINTS_SQL, params).fetchall():
+    for relid, name, contype, definition, local, comment in rows["constraints"]:
         rel = relations[relid]
         attrs = {"type": CONSTRAINT_TYPES.get(contype, contype), "definition": definition, "comment": comment}
         if not local:
@@ -440,16 +474,15 @@ def _read(conn, params: dict) -> Snapshot:
         objects.append(_obj("constraint", f"{rel.name}.{name}", parent=rel.key, sql_name=name, **attrs))
 
     for (relid, name, qualified, definition, valid, clustered, by_constraint, attached_to,
-         comment) in conn.execute(INDEXES_SQL, params).fetchall():
+         comment) in rows["indexes"]:
         rel = relations[relid]
         objects.append(_obj("index", name, parent=rel.key, sql_name=qualified, table=rel.name,
                             definition=definition, valid=valid, clustered=clustered or None,
                             **{"of constraint": by_constraint or None, "partition of index": attached_to},
                             comment=comment))
 
-    params["sequences"] = list(sequence_rows)
     for (seqid, type_, start, increment, minimum, maximum, cache, cycle, owner_rel, owner_col,
-         deptype) in conn.execute(SEQUENCES_SQL, params).fetchall():
+         deptype) in rows["sequences"]:
         name, qualified, persistence, comment = sequence_rows[seqid]
         owner = relations.get(owner_rel) if owner_rel else None
         if owner_rel and owner is None:
@@ -461,7 +494,7 @@ def _read(conn, params: dict) -> Snapshot:
                             persistence="unlogged" if persistence == "u" else "permanent",
                             **{"owned by": owned_by, "identity": deptype == "i" or None}))
 
-    for (_oid, name, qualified, prokind, definition, aggregate, comment) in conn.execute(FUNCTIONS_SQL, params):
+    for (_oid, name, qualified, prokind, definition, aggregate, comment) in rows["functions"]:
         attrs: dict[str, Any] = {"comment": comment}
         if prokind == "a":
             attrs.update(zip(("state function", "state type", "final function", "initial value",
@@ -470,13 +503,13 @@ def _read(conn, params: dict) -> Snapshot:
             attrs["definition"] = definition
         objects.append(_obj(FUNCTION_KINDS.get(prokind, "function"), name, sql_name=qualified, **attrs))
 
-    for relid, name, definition, enabled, comment in conn.execute(TRIGGERS_SQL, params).fetchall():
+    for relid, name, definition, enabled, comment in rows["triggers"]:
         rel = relations[relid]
         objects.append(_obj("trigger", f"{rel.name}.{name}", parent=rel.key, sql_name=name, definition=definition,
                             enabled=TRIGGER_ENABLED.get(enabled, enabled), comment=comment))
 
     for (_oid, name, qualified, typtype, labels, base, not_null, default, collation, checks, attributes,
-         subtype, comment) in conn.execute(TYPES_SQL, params).fetchall():
+         subtype, comment) in rows["types"]:
         kind = TYPE_KINDS[typtype]
         attrs = {"comment": comment}
         if typtype == "e":
@@ -490,10 +523,10 @@ def _read(conn, params: dict) -> Snapshot:
             attrs["subtype"] = subtype
         objects.append(_obj(kind, name, sql_name=qualified, **attrs))
 
-    for name, version, schema, comment in conn.execute(EXTENSIONS_SQL).fetchall():
+    for name, version, schema, comment in rows["extensions"]:
         objects.append(_obj("extension", name, sql_name=name, version=version, schema=schema, comment=comment))
 
-    for (relid, name, permissive, command, roles, using, check, comment) in conn.execute(POLICIES_SQL, params):
+    for (relid, name, permissive, command, roles, using, check, comment) in rows["policies"]:
         rel = relations[relid]
         objects.append(_obj("policy", f"{rel.name}.{name}", parent=rel.key, sql_name=name,
                             permissive=permissive, command=POLICY_COMMANDS.get(command, command), roles=tuple(roles),
