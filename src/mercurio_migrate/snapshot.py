@@ -371,7 +371,10 @@ _SESSION_SETTINGS = (
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
 )
-_SET_SESSION_SQL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in _SESSION_SETTINGS)
+# The snapshot statement is prepared once per connection; its plan does not depend on the parameters
+# (the excluded names), and planning it costs more than running it on a small schema.
+_SET_SESSION_SQL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in
+                                         (*_SESSION_SETTINGS, ("plan_cache_mode", "force_generic_plan")))
 
 POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
 CONSTRAINT_TYPES = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check", "x": "exclusion",
@@ -396,8 +399,10 @@ def catalog_session(conn) -> Iterator[None]:
     try:
         yield
     finally:
+        # COMMIT ends a read-only transaction as ROLLBACK would, but psycopg forgets every prepared
+        # statement of the connection on ROLLBACK: the snapshot statement would be prepared every time.
         conn.execute("ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot" if nested
-                     else "ROLLBACK")
+                     else "COMMIT")
 
 
 def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = ()) -> Snapshot:
