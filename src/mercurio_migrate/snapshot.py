@@ -459,6 +459,7 @@ def _build(rows: dict[str, list]) -> Snapshot:
         rel = relations[oid]
         rel_columns.sort(key=lambda r: r[2])
         relations[oid] = _with(rel, **{"column order": tuple(r[1] for r in rel_columns)})
+        has_parent = bool(rel.get("partition of") or rel.get("inherits"))
         for (_, column, _num, type_, not_null, default, identity, generated, collation, local, comment) in rel_columns:
             attrs = {"type": type_, "not null": not_null, "collation": collation, "comment": comment}
             if generated == "s":
@@ -466,7 +467,7 @@ def _build(rows: dict[str, list]) -> Snapshot:
             else:
                 attrs["default"] = default
             attrs["identity"] = {"a": "always", "d": "by default"}.get(identity)
-            if rel.get("partition of") or rel.get("inherits"):
+            if has_parent:
                 attrs["inherited"] = not local
             objects.append(_obj("column", f"{rel.name}.{column}", parent=rel.key, sql_name=column, **attrs))
     objects.extend(relations.values())
@@ -536,7 +537,7 @@ def _build(rows: dict[str, list]) -> Snapshot:
         objects.append(_obj("policy", f"{rel.name}.{name}", parent=rel.key, sql_name=name,
                             permissive=permissive, command=POLICY_COMMANDS.get(command, command), roles=tuple(roles),
                             using=using, **{"with check": check}, comment=comment))
-    return Snapshot(tuple(sorted(objects, key=lambda o: o.key)))
+    return Snapshot(tuple(sorted(objects, key=lambda o: (o.kind, o.name))))
 
 
 def _obj(kind: str, name: str, *, parent: tuple[str, str] | None = None, sql_name: str = "", **attrs) -> SchemaObject:

@@ -141,6 +141,7 @@ class Scratch:
         self.name = SCRATCH_PREFIX + secrets.token_hex(6)
         self.maintenance = self._maintenance_connection()
         self.created: list[str] = []
+        self._pending: str | None = None  # a database being created (create(wait=False))
 
     def url(self, database: str | None = None) -> str:
         return self._make(self.target_url, dbname=database or self.name)
@@ -156,24 +157,41 @@ class Scratch:
             f"cannot reach the server of {redact_url(self.target_url)} to create a scratch database: {failure.message}",
             hint="verify, drift and dump need a connection to the `postgres` maintenance database of the same server.")
 
-    def create(self, name: str | None = None, *, template: str | None = None) -> str:
-        import psycopg
-
+    def create(self, name: str | None = None, *, template: str | None = None, wait: bool = True) -> str:
+        """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (parsing the
+        migrations), and the first connection to it, or close(), waits for it."""
         name = name or self.name
         quoted = _ident(name)
         if template:
             statement = f"CREATE DATABASE {quoted} TEMPLATE {_ident(template)}"
         else:
             statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
-        try:
-            self.maintenance.execute(statement)
-        except psycopg.errors.InsufficientPrivilege:
-            raise MercurioError(
-                f"cannot create the scratch database {name} on {redact_url(self.url('postgres'))}: permission denied",
-                hint="The role needs CREATEDB (ALTER ROLE … CREATEDB), or run against the embedded server by "
-                     "leaving DATABASE_URL unset.") from None
-        self.created.append(name)
+        self._wait()
+        self.maintenance.pgconn.send_query(statement.encode("utf-8"))
+        self._pending = name
+        if wait:
+            self._wait()
         return self.url(name)
+
+    def _wait(self) -> None:
+        """Finish the CREATE DATABASE sent by create(), raising its error."""
+        import psycopg
+        from psycopg import generators, pq
+
+        name, self._pending = self._pending, None
+        if name is None:
+            return
+        for result in self.maintenance.wait(generators.execute(self.maintenance.pgconn)):
+            if result.status != pq.ExecStatus.FATAL_ERROR:
+                continue
+            error = psycopg.errors.error_from_result(result, encoding=self.maintenance.info.encoding)
+            if isinstance(error, psycopg.errors.InsufficientPrivilege):
+                raise MercurioError(
+                    f"cannot create the scratch database {name} on {redact_url(self.url('postgres'))}: permission "
+                    "denied", hint="The role needs CREATEDB (ALTER ROLE … CREATEDB), or run against the embedded "
+                                   "server by leaving DATABASE_URL unset.")
+            raise error
+        self.created.append(name)
 
     def _locale_clause(self) -> str:
         """The target's encoding and collation, so deparsed text and sorting match it."""
@@ -194,6 +212,7 @@ class Scratch:
 
     def close(self, *, keep: bool) -> None:
         try:
+            self._wait()
             for name in list(self.created):
                 if not (keep and name == self.name):
                     self.drop(name)
@@ -201,7 +220,9 @@ class Scratch:
             self.maintenance.close()
 
     def connect(self, name: str | None = None):
-        return connect(self.url(name), options=self.options)
+        self._wait()
+        # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.
+        return connect(self.url(name), options=self.options | {"synchronous_commit": "off"})
 
 
 def _ident(name: str) -> str:
@@ -212,7 +233,7 @@ def _ident(name: str) -> str:
 def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]:
     scratch = Scratch(engine.database_url(), engine.connection_options())
     try:
-        scratch.create()
+        scratch.create(wait=False)
         yield scratch
     finally:
         scratch.close(keep=keep)
