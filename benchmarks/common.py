@@ -468,7 +468,7 @@ class Context:
 
     def tool_available(self, tool: str) -> str | None:
         """None when the tool can run here, else the reason."""
-        if tool in ("mercurio-migrate", "psql", "psql-per-file"):
+        if tool in ("mercurio-migrate", "mercurio-migrate-no-validate", "psql", "psql-per-file"):
             return None
         peer = peers(self.install_peers).get(tool)
         return None if peer and peer.available else f"not available: {peer.reason if peer else 'unknown tool'}"
@@ -476,8 +476,10 @@ class Context:
     def run_tool(self, tool: str, verb: str, files: MigrationSetFiles, database: str) -> float:
         """Wall seconds of one verb (apply | noop | status | rollback) of one tool on ``database``."""
         server = self.server
-        if tool == "mercurio-migrate":
+        if tool in ("mercurio-migrate", "mercurio-migrate-no-validate"):
             args = {"apply": ["up"], "noop": ["up"], "status": ["status"], "rollback": ["down", "--all"]}[verb]
+            if tool == "mercurio-migrate-no-validate":
+                args = [*args, "--no-validate"]
             return timed(server.mercurio_cmd("--dir", str(files.ours), *args), env=server.mercurio_env(database))
         if tool == "psql-per-file":
             return timed(["/bin/sh", files.per_file, database], env=server.env)
