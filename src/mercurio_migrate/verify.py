@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,6 +164,7 @@ class Scratch:
         name = name or self.name
         quoted = _ident(name)
         if template:
+            self._let_sessions_end(template)
             statement = f"CREATE DATABASE {quoted} TEMPLATE {_ident(template)}"
         else:
             statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
@@ -206,9 +208,19 @@ class Scratch:
         return f" ENCODING '{encoding}' LC_COLLATE '{collate}' LC_CTYPE '{ctype}'"
 
     def drop(self, name: str) -> None:
+        self._let_sessions_end(name)
         self.maintenance.execute(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
         if name in self.created:
             self.created.remove(name)
+
+    def _let_sessions_end(self, name: str) -> None:
+        """Give the sessions we just closed on ``name`` a moment to end. CREATE DATABASE … TEMPLATE and DROP
+        DATABASE wait for a database's sessions in steps of 100 ms, while a closed session ends in about one."""
+        for _ in range(50):
+            if not self.maintenance.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = %s)",
+                                            (name,)).fetchone()[0]:
+                return
+            time.sleep(0.002)
 
     def close(self, *, keep: bool) -> None:
         try:
