@@ -36,17 +36,28 @@ def pg_cluster():
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def database_url(pg_cluster):
-    """A fresh, empty database on the session cluster; dropped after the test."""
+def _fresh_database(cluster):
+    """A new empty database on the session cluster (generator: yields its URL, then drops it)."""
     import psycopg
 
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_cluster.url(name)
-    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
+    yield cluster.url(name)
+    with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(pg_cluster):
+    """A fresh, empty database on the session cluster; dropped after the test."""
+    yield from _fresh_database(pg_cluster)
+
+
+@pytest.fixture
+def other_url(pg_cluster):
+    """A second fresh database, for tests that compare two."""
+    yield from _fresh_database(pg_cluster)
 
 
 @pytest.fixture

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
-import pytest
 
 from mercurio_migrate import snapshot, validation
 from mercurio_migrate.snapshot import diff, take
@@ -69,14 +66,6 @@ COMMENT ON POLICY tenant_self ON tenant IS 'own rows only';
 """
 
 
-@pytest.fixture
-def other_url(pg_cluster):
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_cluster.url(name)
-    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_two_databases_built_by_the_same_sql_are_equal(db, other_url):

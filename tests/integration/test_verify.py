@@ -7,8 +7,6 @@ import json
 import os
 from pathlib import Path
 
-import pytest
-
 from conftest import MIGRATIONS, write_migration
 from mercurio_migrate.config import Settings
 from mercurio_migrate.engine import Engine
@@ -24,18 +22,6 @@ KEYS_ENV = {"PGOPTIONS": "-c mercurio.pii_key=verify-test-pii-key-0123456789abcd
 A = "20250101_000001_create_a"
 
 
-@pytest.fixture
-def other_url(pg_cluster):
-    import uuid
-
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_cluster.url(name)
-    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 B = "20250101_000002_change_a"
 
