@@ -440,4 +440,4 @@ def _fail(text: str, code: int, as_json: bool) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main(Path(sys.argv[0]) and sys.argv[1:])
+    main()

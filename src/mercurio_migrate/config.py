@@ -39,10 +39,6 @@ class Settings:
     project: dict = field(default_factory=dict)  # [tool.mercurio-migrate] of pyproject.toml
     safety: Safety = field(default_factory=Safety)
 
-    @property
-    def embedded(self) -> bool:
-        return self.database_url is None
-
 
 def _pyproject_section(start: Path) -> dict:
     path = start / "pyproject.toml"

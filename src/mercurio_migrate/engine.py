@@ -247,16 +247,7 @@ class Engine:
         has_history, has_log = self._tables_exist(conn)
         ddl = ("" if has_history else history.HISTORY_DDL) + ("" if has_log else history.MIGRATION_LOG_DDL)
         if ddl:
-            self._run_or_raise(conn, f"BEGIN;{ddl}COMMIT;", "creating mercurio-migrate's tables")
-
-    def _run_or_raise(self, conn, sql: str, what: str) -> None:
-        results = send_script(conn, sql)
-        if results and not results[-1].ok:
-            if in_failed_or_open_transaction(conn):
-                conn.execute("ROLLBACK")
-            error = results[-1].error
-            raise MercurioError(f"{what} failed: {error.diag.message_primary or error}",
-                                hint=error.diag.message_hint or _HINTS.get(error.diag.sqlstate or ""))
+            run_or_raise(conn, f"BEGIN;{ddl}COMMIT;", "creating mercurio-migrate's tables")
 
     def read_history(self, conn) -> dict[str, history.HistoryRow]:
         if not self._tables_exist(conn)[0]:
@@ -443,7 +434,7 @@ class Engine:
                 self._warn_mode(migration, script)
                 self.emit("start", f"[{index}/{len(pending)}] applying {migration.id}", index=index,
                           total=len(pending), version=migration.version, mode=script.mode.value)
-                steps.append(self._run(conn, migration, script, "up", steps))
+                steps.append(self._run(conn, migration, script, "up"))
                 self.emit("done", f"applied {migration.id} in {steps[-1].duration_ms:.1f} ms",
                           version=migration.version)
                 if validate_each:
@@ -509,7 +500,7 @@ class Engine:
                 self._warn_mode(migration, script)
                 self.emit("start", f"[{index}/{len(migrations)}] rolling back {migration.id}", index=index,
                           total=len(migrations), version=migration.version, mode=script.mode.value)
-                results.append(self._run(conn, migration, script, "down", results))
+                results.append(self._run(conn, migration, script, "down"))
                 self.emit("done", f"rolled back {migration.id} in {results[-1].duration_ms:.1f} ms",
                           version=migration.version)
         return RunResult("down", tuple(results), plan, False)
@@ -534,7 +525,7 @@ class Engine:
                           + history.insert_log_sql().format(
                               migration_name=literal(conn, f"{version}_{name}"), records="0",
                               notes=literal(conn, "marked rolled back by mercurio-migrate resolve (not run)")))
-            self._run_or_raise(conn, f"BEGIN;{finish};COMMIT;", f"resolving {version}")
+            run_or_raise(conn, f"BEGIN;{finish};COMMIT;", f"resolving {version}")
             states = self.compute_states(found, self.read_history(conn))
         return next(s for s in states if s.version == version) if any(s.version == version for s in states) else \
             MigrationState(version, "", "rolled back", None, None, "", "")
@@ -558,7 +549,7 @@ class Engine:
                                               records=literal(conn, records), notes=literal(conn, note))
         return f"{record};\n{log}"
 
-    def _run(self, conn, migration: Migration, script: Script, direction: str, done: list) -> StepResult:
+    def _run(self, conn, migration: Migration, script: Script, direction: str) -> StepResult:
         """Run one file; on a lock timeout, retry the whole migration with backoff, then name the blocker."""
         safety = self.settings.safety
         attempt = 0
@@ -572,7 +563,7 @@ class Engine:
                 if error.sqlstate != LOCK_NOT_AVAILABLE:
                     raise MigrationFailed(migration.version, migration.name,
                                           self._sql_error(script, failure.statement, error, failure.offset_base),
-                                          failure.state_note, completed=list(done)) from None
+                                          failure.state_note) from None
                 names = relation_names(failure.statement.tree) if failure.statement else []
                 blocking = locks.holders(conn, names)
                 who = "; ".join(b.describe() for b in blocking) or "a session that has since released it"
@@ -585,7 +576,7 @@ class Engine:
                                     f"blocked by {who}",
                                     hint="End or wait for the blocking session, or raise --lock-timeout / "
                                          "--lock-retries."),
-                        failure.state_note, completed=list(done)) from None
+                        failure.state_note) from None
                 delay = safety.retry_backoff * (2 ** attempt)
                 attempt += 1
                 self.emit("warning", f"{where}: lock_timeout ({safety.lock_timeout}) expired waiting for "
@@ -778,6 +769,43 @@ _HINTS = {
     "42501": "The database user lacks a privilege this statement needs: run migrations as the schema's owner, "
              "or GRANT the privilege named above.",
 }
+
+
+def run_or_raise(conn, sql: str, what: str) -> None:
+    """Run the tool's own SQL (one message); a failure is rolled back and reported as ``what failed: …``."""
+    results = send_script(conn, sql)
+    if results and not results[-1].ok:
+        if in_failed_or_open_transaction(conn):
+            conn.execute("ROLLBACK")
+        error = results[-1].error
+        raise MercurioError(f"{what} failed: {error.diag.message_primary or error}",
+                            hint=error.diag.message_hint or _HINTS.get(error.diag.sqlstate or ""))
+
+
+def run_unrecorded(conn, script: Script) -> SqlError | None:
+    """Run a file that is not a migration (fixture.sql): in one transaction when it allows it, else as written;
+    nothing is recorded. Returns the failure, located like a migration's, or None."""
+    body = script.body
+    if not body:
+        return None
+    if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
+        prefix = f"{script.begin_statement};\n"
+        results = send_script(conn, prefix + script.text[body[0].start:body[-1].end] + ";\nCOMMIT")
+        failed = body[len(results) - 2] if 2 <= len(results) <= len(body) + 1 else None
+        offset_base = body[0].start - len(prefix)
+    else:
+        results, failed = [], None
+        for statement in body:
+            results = send_script(conn, statement.text)
+            if results and not results[-1].ok:
+                failed = statement
+                break
+        offset_base = failed.start if failed else 0
+    if not results or results[-1].ok:
+        return None
+    if in_failed_or_open_transaction(conn):
+        conn.execute("ROLLBACK")
+    return Engine._sql_error(script, failed, results[-1].error, offset_base)
 
 
 class _Reconnect(Exception):

@@ -111,13 +111,11 @@ class SqlError(MercurioError):
 class MigrationFailed(MercurioError):
     """A migration did not complete; wraps the SqlError and says what state the database is in."""
 
-    def __init__(self, version: str, name: str, cause: MercurioError, state_note: str,
-                 completed: list | None = None):
+    def __init__(self, version: str, name: str, cause: MercurioError, state_note: str):
         self.version = version
         self.name = name
         self.cause = cause
         self.state_note = state_note
-        self.completed = completed or []
         super().__init__(f"migration {version}_{name} failed: {cause.message}\n  {state_note}", hint=cause.hint)
 
     def as_dict(self) -> dict:

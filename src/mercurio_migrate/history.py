@@ -7,7 +7,6 @@ from datetime import datetime
 
 HISTORY_TABLE = "public.mercurio_migrations"
 MIGRATION_LOG_TABLE = "migration_log"
-LOCK_KEY_SQL = "hashtext('mercurio-migrate:' || current_database())"
 
 HISTORY_DDL = f"""
 CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (

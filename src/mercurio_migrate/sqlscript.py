@@ -43,13 +43,6 @@ class Statement:
         return self.tree.get(self.kind, {})
 
     @property
-    def node(self) -> Any:
-        """The statement as pglast AST objects, for callers that want them (built on demand: it is slow)."""
-        from pglast.parser import parse_sql
-
-        return parse_sql(self.text)[0].stmt
-
-    @property
     def first_line(self) -> str:
         return self.text.strip().splitlines()[0].rstrip() if self.text.strip() else ""
 

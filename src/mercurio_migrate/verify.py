@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 
 from mercurio_migrate import snapshot
 from mercurio_migrate.config import Settings
-from mercurio_migrate.database import connect, in_failed_or_open_transaction, send_script
-from mercurio_migrate.engine import Engine, Event
+from mercurio_migrate.database import connect
+from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
 from mercurio_migrate.errors import ConnectionFailed, MercurioError, MigrationFailed, UsageError
 from mercurio_migrate.layout import Migration, SqlFile, discover
 from mercurio_migrate.redact import redact_url
 from mercurio_migrate.snapshot import Difference, Snapshot
-from mercurio_migrate.sqlscript import Mode, Script, parse
+from mercurio_migrate.sqlscript import Script, parse
 
 SCRATCH_PREFIX = "mercurio_verify_"
 STASH_SCHEMA = "mercurio_verify_stash"
@@ -280,7 +280,7 @@ class _Runner:
         # Engine._run is the one-migration step that up() and down() use; it records history and
         # migration_log exactly as they do. (Engine.run_one, once public, is the same call.)
         try:
-            self.engine._run(conn, migration, script, direction, [])
+            self.engine._run(conn, migration, script, direction)
         except MigrationFailed as failure:
             return failure
         return None
@@ -425,11 +425,11 @@ class _Verification:
             select = ", ".join(f"{c}::text AS {c}" for c in columns)
             statements.append(f"CREATE TABLE {STASH_SCHEMA}.{tag}_{index} AS SELECT {select} FROM {table.sql_name}")
         if statements:
-            _send_or_raise(self.conn, "BEGIN;\n" + ";\n".join(statements) + ";\nCOMMIT", "stashing rows for --data")
+            run_or_raise(self.conn, "BEGIN;\n" + ";\n".join(statements) + ";\nCOMMIT", "stashing rows for --data")
 
     def _clear_stash(self) -> None:
         if self.report.data:
-            _send_or_raise(self.conn, f"DROP SCHEMA {STASH_SCHEMA} CASCADE; CREATE SCHEMA {STASH_SCHEMA}",
+            run_or_raise(self.conn, f"DROP SCHEMA {STASH_SCHEMA} CASCADE; CREATE SCHEMA {STASH_SCHEMA}",
                            "clearing the row stash")
 
     # the final rollback ---------------------------------------------------------------------------------
@@ -460,38 +460,10 @@ def _identity(d: Difference) -> tuple:
     return (d.key, d.status, d.attr, repr(d.after))
 
 
-def _send_or_raise(conn, sql: str, what: str) -> None:
-    results = send_script(conn, sql)
-    if results and not results[-1].ok:
-        if in_failed_or_open_transaction(conn):
-            conn.execute("ROLLBACK")
-        raise MercurioError(f"{what} failed: {results[-1].error.diag.message_primary}")
-
-
 def run_fixture(conn, fixture: SqlFile) -> str | None:
-    """Run a fixture.sql in one transaction (or as written, if it manages its own); the error text, or None."""
-    script = parse(fixture.text, fixture.path)
-    body = script.body
-    if not body:
-        return None
-    if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
-        prefix = f"{script.begin_statement};\n"
-        results = send_script(conn, prefix + script.text[body[0].start:body[-1].end] + ";\nCOMMIT")
-        failed = body[len(results) - 2] if results and not results[-1].ok and 2 <= len(results) <= len(body) + 1 \
-            else None
-    else:
-        results, failed = [], None
-        for statement in body:
-            results = send_script(conn, statement.text)
-            if results and not results[-1].ok:
-                failed = statement
-                break
-    if not results or results[-1].ok:
-        return None
-    if in_failed_or_open_transaction(conn):
-        conn.execute("ROLLBACK")
-    where = f"{script.path}:{failed.line}" if failed else script.path
-    return f"{where}: {results[-1].error.diag.message_primary}"
+    """Run a fixture.sql (nothing recorded); the error text, or None."""
+    error = run_unrecorded(conn, parse(fixture.text, fixture.path))
+    return error.message if error else None
 
 
 # --- findings -----------------------------------------------------------------------------------------

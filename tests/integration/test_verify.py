@@ -262,3 +262,13 @@ def test_dump_of_the_shipped_schema_replays_to_the_same_objects(database_url, db
     for d in diff(original, replayed):
         assert d.kind in ("constraint", "index") and d.attr == "definition", str(d)
         assert "ANY" in d.before and "ANY" in d.after
+
+
+def test_a_failing_fixture_is_reported_with_its_file_line_and_column(cli, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_t", "CREATE TABLE t (id int PRIMARY KEY);", "DROP TABLE t;",
+                    fixture="INSERT INTO t VALUES (1);\nINSERT INTO nope VALUES (2);\n")
+    result = cli("--dir", str(root), "verify", "--data")
+    assert result.returncode == 1
+    assert "fixture.sql of 20250101_000000_t failed:" in result.stdout + result.stderr
+    assert "20250101_000000_t/fixture.sql:2:13: relation \"nope\" does not exist" in result.stdout + result.stderr
