@@ -25,6 +25,7 @@ class StatementResult:
     command_status: str
     rowcount: int
     error: Any = None  # psycopg.Error for the failed statement
+    value: str | None = None  # a query's first column of its first row, as text (the tool's step markers)
 
 
 def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout: int = 10):
@@ -93,7 +94,11 @@ def send_script(conn, sql: str) -> list[StatementResult]:
         if status == pq.ExecStatus.EMPTY_QUERY:
             continue
         tag = (result.command_status or b"").decode("utf-8", "replace")
-        out.append(StatementResult(True, tag, _rows_from_tag(tag)))
+        value = None
+        if status == pq.ExecStatus.TUPLES_OK and result.ntuples and result.nfields:
+            raw = result.get_value(0, 0)
+            value = None if raw is None else bytes(raw).decode("utf-8", "replace")
+        out.append(StatementResult(True, tag, _rows_from_tag(tag), None, value))
     return out
 
 

@@ -35,6 +35,11 @@ from mercurio_migrate.sqlscript import Mode, Script, Statement, parse, relation_
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+# results of a transactional migration around its body: BEGIN and the two step markers; then the history
+# row, the migration_log row, RESET ALL, DISCARD TEMP and COMMIT
+OPENING_RESULTS, FINISH_RESULTS = 3, 5
+# a batch (several migrations in one message) is bounded so that progress stays visible and messages small
+MAX_BATCH_MIGRATIONS, MAX_BATCH_CHARS = 500, 1_000_000
 
 APPLIED, PENDING, DRIFTED, MISSING = "applied", "pending", "drifted", "missing"
 
@@ -112,6 +117,9 @@ class Engine:
         self._on_event = on_event or (lambda event: None)
         self._extra_options: dict[str, str] = {}
         self._options_used: dict[str, str] = {}
+        self._log_table = history.MIGRATION_LOG_TABLE  # schema-qualified once the connection has seen it
+        self._tables: tuple[bool, bool] | None = None  # (history table, migration_log) as read_history found them
+        self._verify_scripts: dict[str, Script] = {}
 
     # --- plumbing ---------------------------------------------------------------------------------
     def emit(self, kind: str, message: str, **data) -> None:
@@ -240,17 +248,22 @@ class Engine:
 
     # --- state ------------------------------------------------------------------------------------
     def _tables_exist(self, conn) -> tuple[bool, bool]:
-        return tuple(conn.execute(history.TABLES_EXIST_SQL).fetchone())
+        has_history, log_table = conn.execute(history.TABLES_EXIST_SQL).fetchone()
+        self._log_table = log_table or history.MIGRATION_LOG_TABLE
+        return has_history, log_table is not None
 
-    def ensure_tables(self, conn) -> None:
-        """Create the history table and migration_log when absent (call under the migration lock)."""
-        has_history, has_log = self._tables_exist(conn)
+    def ensure_tables(self, conn, known: tuple[bool, bool] | None = None) -> None:
+        """Create the history table and migration_log when absent (call under the migration lock).
+        ``known``: what ``_tables_exist`` said on this connection under the same lock."""
+        has_history, has_log = known or self._tables_exist(conn)
         ddl = ("" if has_history else history.HISTORY_DDL) + ("" if has_log else history.MIGRATION_LOG_DDL)
         if ddl:
             run_or_raise(conn, f"BEGIN;{ddl}COMMIT;", "creating mercurio-migrate's tables")
+            self._tables_exist(conn)
 
     def read_history(self, conn) -> dict[str, history.HistoryRow]:
-        if not self._tables_exist(conn)[0]:
+        self._tables = self._tables_exist(conn)
+        if not self._tables[0]:
             return {}
         rows = conn.execute(history.SELECT_HISTORY_SQL).fetchall()
         return {row[0]: history.HistoryRow(*row[:5], float(row[5]), *row[6:]) for row in rows}
@@ -425,22 +438,21 @@ class Engine:
                 return RunResult("up", (), plan, False, schema_sql=self._schema_sql(conn) if dump else None)
             if self.settings.safety.preflight:
                 self.preflight(conn)
-            self.ensure_tables(conn)
+            self.ensure_tables(conn, self._tables)
             from mercurio_migrate import validation
 
             first = last = validation.capture(conn) if (validate or validate_each) else None
-            steps, each = [], []
-            for index, (migration, script) in enumerate(zip(pending, scripts), start=1):
-                self._warn_mode(migration, script)
-                self.emit("start", f"[{index}/{len(pending)}] applying {migration.id}", index=index,
-                          total=len(pending), version=migration.version, mode=script.mode.value)
-                steps.append(self._run(conn, migration, script, "up"))
-                self.emit("done", f"applied {migration.id} in {steps[-1].duration_ms:.1f} ms",
-                          version=migration.version)
-                if validate_each:
+            items = list(zip(pending, scripts))
+            each = []
+            if validate_each:
+                steps = []
+                for index in range(len(items)):
+                    steps += self.run_steps(conn, items[index:index + 1], "up")
                     current = validation.capture(conn)
-                    each.append((migration.version, validation.compare(last, current)))
+                    each.append((items[index][0].version, validation.compare(last, current)))
                     last = current
+            else:
+                steps = self.run_steps(conn, items, "up")
             report = schema_sql = None
             if first is not None:
                 final = last if validate_each else validation.capture(conn)
@@ -495,14 +507,7 @@ class Engine:
             self._require_keys(conn, scripts)
             if migrations and self.settings.safety.preflight:
                 self.preflight(conn)
-            results = []
-            for index, (migration, script) in enumerate(zip(migrations, scripts), start=1):
-                self._warn_mode(migration, script)
-                self.emit("start", f"[{index}/{len(migrations)}] rolling back {migration.id}", index=index,
-                          total=len(migrations), version=migration.version, mode=script.mode.value)
-                results.append(self._run(conn, migration, script, "down"))
-                self.emit("done", f"rolled back {migration.id} in {results[-1].duration_ms:.1f} ms",
-                          version=migration.version)
+            results = self.run_steps(conn, list(zip(migrations, scripts)), "down")
         return RunResult("down", tuple(results), plan, False)
 
     def resolve(self, version: str, *, applied: bool) -> MigrationState:
@@ -515,14 +520,14 @@ class Engine:
             if applied:
                 if migration is None:
                     raise UsageError(f"{version}: no such folder on disk; cannot mark it applied")
-                finish = self._record_sql(conn, migration, "up", 0.0, 0, "resolved",
-                                          "marked applied by mercurio-migrate resolve (not run)")
+                finish = self._record_sql(conn, migration, "up", 0, "resolved", duration_ms=0.0,
+                                          note="marked applied by mercurio-migrate resolve (not run)")
             else:
                 if version not in history_rows:
                     raise UsageError(f"{version} is not applied; nothing to mark rolled back")
                 name = migration.name if migration else history_rows[version].name
                 finish = (history.delete_applied_sql().format(version=literal(conn, version)) + ";"
-                          + history.insert_log_sql().format(
+                          + history.insert_log_sql(self._log_table).format(
                               migration_name=literal(conn, f"{version}_{name}"), records="0",
                               notes=literal(conn, "marked rolled back by mercurio-migrate resolve (not run)")))
             run_or_raise(conn, f"BEGIN;{finish};COMMIT;", f"resolving {version}")
@@ -531,109 +536,267 @@ class Engine:
             MigrationState(version, "", "rolled back", None, None, "", "")
 
     # --- execution --------------------------------------------------------------------------------
-    def _record_sql(self, conn, migration: Migration, direction: str, duration_ms: float, records: int,
-                    mode: str, note: str | None = None) -> str:
+    def _record_sql(self, conn, migration: Migration, direction: str, records: int, mode: str, *,
+                    duration_ms: float | None = None, note: str | None = None) -> str:
+        """The history and migration_log writes of one migration. Without ``duration_ms`` the time is the one
+        the server measured between the step markers of the migration's own transaction."""
+        if duration_ms is None:
+            execution_ms, shown_ms = history.STEP_MS_SQL, f"round({history.STEP_MS_SQL}, 1)"
+        else:
+            execution_ms, shown_ms = literal(conn, duration_ms), literal(conn, f"{duration_ms:.1f}")
         if direction == "up":
             record = history.insert_applied_sql().format(
                 version=literal(conn, migration.version), name=literal(conn, migration.name),
                 checksum=literal(conn, migration.migration.checksum),
                 rollback_checksum=literal(conn, migration.rollback.checksum if migration.rollback else None),
-                execution_ms=literal(conn, duration_ms), records=literal(conn, records),
+                execution_ms=execution_ms, records=literal(conn, records),
                 mode=literal(conn, mode), client_host=literal(conn, client_host()),
                 tool_version=literal(conn, __version__))
-            note = note or f"applied by mercurio-migrate {__version__} ({mode}, {duration_ms:.1f} ms)"
+            verb = "applied"
         else:
             record = history.delete_applied_sql().format(version=literal(conn, migration.version))
-            note = note or f"rolled back by mercurio-migrate {__version__} ({mode}, {duration_ms:.1f} ms)"
-        log = history.insert_log_sql().format(migration_name=literal(conn, migration.id),
-                                              records=literal(conn, records), notes=literal(conn, note))
+            verb = "rolled back"
+        notes = literal(conn, note) if note else (
+            f"{literal(conn, f'{verb} by mercurio-migrate {__version__} ({mode}, ')} || {shown_ms} || ' ms)'")
+        log = history.insert_log_sql(self._log_table).format(
+            migration_name=literal(conn, migration.id), records=literal(conn, records), notes=notes)
         return f"{record};\n{log}"
 
-    def _run(self, conn, migration: Migration, script: Script, direction: str) -> StepResult:
-        """Run one file; on a lock timeout, retry the whole migration with backoff, then name the blocker."""
-        safety = self.settings.safety
+    def run_steps(self, conn, items: list[tuple[Migration, Script]], direction: str) -> list[StepResult]:
+        """Run migrations in order. Consecutive transactional migrations whose record does not depend on their
+        results (no row counts, no verify.sql) travel together in one message, each still in its own
+        transaction with its history row: one round trip for all of them, and nothing else changes."""
+        steps: list[StepResult] = []
+        total, index = len(items), 0
+        verb = "applying" if direction == "up" else "rolling back"
+        while index < total:
+            batch = self._batch_from(items, index, direction)
+            if len(batch) < 2:
+                migration, script = items[index]
+                self._warn_mode(migration, script)
+                self.emit("start", f"[{index + 1}/{total}] {verb} {migration.id}", index=index + 1, total=total,
+                          version=migration.version, mode=script.mode.value)
+                steps.append(self.run_one(conn, migration, script, direction))
+                self._emit_done(steps[-1], direction)
+                index += 1
+                continue
+            self.emit("start", f"[{index + 1}-{index + len(batch)}/{total}] {verb} {len(batch)} migrations in one "
+                               f"round trip, each in its own transaction: {batch[0][0].id} … {batch[-1][0].id}",
+                      index=index + 1, total=total, count=len(batch), version=batch[0][0].version,
+                      mode="batch")
+            done, failure = self._run_batch(conn, batch, direction)
+            for step in done:
+                self._emit_done(step, direction)
+            steps.extend(done)
+            index += len(done)
+            if failure is None:
+                continue
+            migration, script = items[index]
+            if failure.nothing_ran:  # refused as a whole (the server parses a message before running it)
+                for migration, script in batch[len(done):]:
+                    steps.append(self.run_one(conn, migration, script, direction))
+                    self._emit_done(steps[-1], direction)
+                index += len(batch) - len(done)
+                continue
+            steps.append(self.run_one(conn, migration, script, direction, failed=failure))
+            self._emit_done(steps[-1], direction)
+            index += 1
+        return steps
+
+    def _emit_done(self, step: StepResult, direction: str) -> None:
+        verb = "applied" if direction == "up" else "rolled back"
+        self.emit("done", f"{verb} {step.version}_{step.name} in {step.duration_ms:.1f} ms", version=step.version)
+
+    def _batch_from(self, items: list[tuple[Migration, Script]], start: int, direction: str) -> list:
+        batch: list[tuple[Migration, Script]] = []
+        size = 0
+        for migration, script in items[start:]:
+            if not self._batchable(migration, script, direction):
+                break
+            size += len(script.text)
+            if batch and (len(batch) >= MAX_BATCH_MIGRATIONS or size > MAX_BATCH_CHARS):
+                break
+            batch.append((migration, script))
+        return batch
+
+    def _batchable(self, migration: Migration, script: Script, direction: str) -> bool:
+        return (script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION) and not faults.ACTIVE
+                and not any(s.counts_rows for s in script.body)
+                and not (direction == "up" and self._verify_script(migration) is not None))
+
+    def _run_batch(self, conn, batch: list[tuple[Migration, Script]], direction: str):
+        """One message for several migrations: (steps committed, the failure that stopped the rest or None)."""
+        parts: list[str] = []
+        spans: list[tuple[int, int]] = []  # per migration: index of its first result, offset base of its body
+        position = results_seen = 0
+        for migration, script in batch:
+            head, body_text, offset_in_head = self._opening(script)
+            finish = self._finish_sql(conn, migration, direction, 0, script.mode.value)
+            chunk = f"{head}{body_text}{finish};\n"
+            body = script.body
+            spans.append((results_seen, body[0].start - (position + offset_in_head) if body else 0))
+            parts.append(chunk)
+            position += len(chunk)
+            results_seen += len(body) + OPENING_RESULTS + FINISH_RESULTS
+        results = send_script(conn, "".join(parts))
+        # the server stops at the first error, so the last result is the failed one
+        failed_at = len(results) - 1 if results and not results[-1].ok else None
+        if failed_at is None and len(results) < results_seen:
+            raise MercurioError(f"the server answered {len(results)} of the {results_seen} statements sent",
+                                hint="Check the server log; run the command again (it resumes).")
+        steps: list[StepResult] = []
+        for (migration, script), (first, offset_base) in zip(batch, spans):
+            expected = len(script.body) + OPENING_RESULTS + FINISH_RESULTS
+            if failed_at is None or failed_at >= first + expected:
+                duration = float(results[first + len(script.body) + OPENING_RESULTS - 1].value or 0)
+                steps.append(StepResult(migration.version, migration.name, duration, 0, script.mode.value))
+                continue
+            if in_failed_or_open_transaction(conn):
+                conn.execute("ROLLBACK")
+            own = results[first:failed_at + 1]
+            failure = self._opening_failure(script, own, offset_base) or self._finish_failure(
+                migration, script, own[-1].error, len(own) - len(script.body) - OPENING_RESULTS - 1)
+            failure.nothing_ran = failed_at == 0
+            return steps, failure
+        return steps, None
+
+    @staticmethod
+    def _opening(script: Script) -> tuple[str, str, int]:
+        """(BEGIN and the start marker, the body and the end marker, where the body starts in the first)."""
+        body = script.body
+        head = f"{script.begin_statement};\n{history.STEP_START_SQL};\n"
+        text = script.text[body[0].start:body[-1].end] + ";\n" if body else ""
+        return head, f"{text}{history.STEP_END_SQL}", len(head)
+
+    def _finish_sql(self, conn, migration: Migration, direction: str, records: int, mode: str, *,
+                    duration_ms: float | None = None) -> str:
+        record = self._record_sql(conn, migration, direction, records, mode, duration_ms=duration_ms)
+        return f";\n{record};\n{history.CLEAN_SESSION_SQL};\nCOMMIT"
+
+    @staticmethod
+    def _opening_failure(script: Script, results: list, offset_base: int) -> _StatementFailed | None:
+        """The failure among a migration's own statements (BEGIN, start marker, body, end marker), or None if
+        they all ran and the failure came in the tool's record or COMMIT after them."""
+        body = script.body
+        if len(results) > len(body) + OPENING_RESULTS or (results and results[-1].ok):
+            return None
+        index = len(results) - 3  # BEGIN and the start marker come before the body
+        failed = body[index] if 0 <= index < len(body) else None
+        # no statement when the server refused the message as a whole (a syntax it does not know): the error
+        # position, relative to the message, still maps into the file through the same offset
+        return _StatementFailed(failed, results[-1].error, offset_base,
+                                "its transaction was rolled back: the database and the history are as before.")
+
+    @staticmethod
+    def _finish_failure(migration: Migration, script: Script, error, position: int) -> _StatementFailed:
+        """The tool's record, session clean-up or COMMIT after the migration's statements failed (a deferred
+        constraint fails at COMMIT): never retried."""
+        what = "committing it" if position >= FINISH_RESULTS - 1 else "recording its result"
+        note = ("the migration's own transaction was rolled back with it." if script.mode in
+                (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION) else
+                "its statements ran, but it is not recorded as applied.")
+        failure = _StatementFailed(None, error, 0, note)
+        failure.fatal = MigrationFailed(
+            migration.version, migration.name,
+            MercurioError(f"{what} failed: {error.diag.message_primary}",
+                          hint=error.diag.message_hint or _HINTS.get(error.diag.sqlstate or "")),
+            failure.state_note)
+        return failure
+
+    def run_one(self, conn, migration: Migration, script: Script, direction: str, *,
+                failed: _StatementFailed | None = None) -> StepResult:
+        """Run one file; on a lock timeout, retry the whole migration with backoff, then name the blocker.
+        ``failed``: its first attempt already failed so (it ran in a batch)."""
         attempt = 0
         while True:
-            try:
-                if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
-                    return self._run_transactional(conn, migration, script, direction)
-                return self._run_statementwise(conn, migration, script, direction)
-            except _StatementFailed as failure:
-                error = failure.error
-                if error.sqlstate != LOCK_NOT_AVAILABLE:
-                    raise MigrationFailed(migration.version, migration.name,
-                                          self._sql_error(script, failure.statement, error, failure.offset_base),
-                                          failure.state_note) from None
-                names = relation_names(failure.statement.tree) if failure.statement else []
-                blocking = locks.holders(conn, names)
-                who = "; ".join(b.describe() for b in blocking) or "a session that has since released it"
-                where = script.location(failure.statement.start, failure.statement) if failure.statement else script.path
-                if attempt >= safety.lock_retries:
-                    raise MigrationFailed(
-                        migration.version, migration.name,
-                        LockTimeout(f"{where}: lock_timeout ({safety.lock_timeout}) expired "
-                                    f"{attempt + 1} time(s) waiting for a lock on {', '.join(names) or 'a table'}; "
-                                    f"blocked by {who}",
-                                    hint="End or wait for the blocking session, or raise --lock-timeout / "
-                                         "--lock-retries."),
-                        failure.state_note) from None
-                delay = safety.retry_backoff * (2 ** attempt)
-                attempt += 1
-                self.emit("warning", f"{where}: lock_timeout ({safety.lock_timeout}) expired waiting for "
-                                     f"{', '.join(names) or 'a lock'} (blocked by {who}); retry {attempt} of "
-                                     f"{safety.lock_retries} in {delay:g} s", version=migration.version)
-                time.sleep(delay)
+            if failed is None:
+                try:
+                    if script.mode in (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION):
+                        return self._run_transactional(conn, migration, script, direction)
+                    return self._run_statementwise(conn, migration, script, direction)
+                except _StatementFailed as failure:
+                    failed = failure
+            self._retry_or_raise(conn, migration, script, failed, attempt)
+            attempt += 1
+            failed = None
+
+    def _retry_or_raise(self, conn, migration: Migration, script: Script, failure: _StatementFailed,
+                        attempt: int) -> None:
+        """Raise the failure as the user sees it, or (a lock timeout with retries left) wait before the next try."""
+        if failure.fatal is not None:
+            raise failure.fatal
+        safety = self.settings.safety
+        error = failure.error
+        if error.sqlstate != LOCK_NOT_AVAILABLE:
+            raise MigrationFailed(migration.version, migration.name,
+                                  self._sql_error(script, failure.statement, error, failure.offset_base),
+                                  failure.state_note) from None
+        names = relation_names(failure.statement.tree) if failure.statement else []
+        blocking = locks.holders(conn, names)
+        who = "; ".join(b.describe() for b in blocking) or "a session that has since released it"
+        where = script.location(failure.statement.start, failure.statement) if failure.statement else script.path
+        if attempt >= safety.lock_retries:
+            raise MigrationFailed(
+                migration.version, migration.name,
+                LockTimeout(f"{where}: lock_timeout ({safety.lock_timeout}) expired "
+                            f"{attempt + 1} time(s) waiting for a lock on {', '.join(names) or 'a table'}; "
+                            f"blocked by {who}",
+                            hint="End or wait for the blocking session, or raise --lock-timeout / "
+                                 "--lock-retries."),
+                failure.state_note) from None
+        delay = safety.retry_backoff * (2 ** attempt)
+        self.emit("warning", f"{where}: lock_timeout ({safety.lock_timeout}) expired waiting for "
+                             f"{', '.join(names) or 'a lock'} (blocked by {who}); retry {attempt + 1} of "
+                             f"{safety.lock_retries} in {delay:g} s", version=migration.version)
+        time.sleep(delay)
 
     def _run_transactional(self, conn, migration: Migration, script: Script, direction: str) -> StepResult:
         body = script.body
-        prefix = f"{script.begin_statement};\n"
-        started = time.perf_counter()
+        head, body_text, offset_in_head = self._opening(script)
         if faults.ACTIVE:
-            results = self._send_one_by_one(conn, prefix, body, migration)
+            results = self._send_one_by_one(conn, head, migration, script)
+            offset_base = 0
         else:
-            text = script.text[body[0].start:body[-1].end] if body else ""
-            results = send_script(conn, prefix + text)
-        duration = _now_ms(started)
-        if results and not results[-1].ok:
-            conn.execute("ROLLBACK")
-            failed = body[len(results) - 2] if len(results) >= 2 else None
-            offset_base = (body[0].start - len(prefix)) if body and not faults.ACTIVE else (
-                failed.start if failed else 0)
-            raise _StatementFailed(failed, results[-1].error, offset_base,
-                                   "its transaction was rolled back: the database and the history are as before.")
-        records = sum(r.rowcount for r, s in zip(results[1:], body) if s.counts_rows)
+            results = send_script(conn, head + body_text)
+            offset_base = body[0].start - offset_in_head if body else 0
+        failure = self._opening_failure(script, results, offset_base)
+        if failure is not None:
+            if in_failed_or_open_transaction(conn):
+                conn.execute("ROLLBACK")
+            if faults.ACTIVE and failure.statement is not None:
+                failure.offset_base = failure.statement.start
+            raise failure
+        duration = float(results[-1].value or 0)
+        records = sum(r.rowcount for r, s in zip(results[2:], body) if s.counts_rows)
         if direction == "up":
             self._run_verify_sql(conn, migration, "its transaction was rolled back: the database and the "
                                                   "history are as before.")
-        finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
+        finish = self._finish_sql(conn, migration, direction, records, script.mode.value)
         faults.point(conn, f"{migration.version}:before-commit")
-        self._finish(conn, migration, script, finish + ";\nCOMMIT")
+        self._finish(conn, migration, script, finish.lstrip(";\n"))
         faults.point(conn, f"{migration.version}:committed")
         return StepResult(migration.version, migration.name, duration, records, script.mode.value)
 
-    def _send_one_by_one(self, conn, prefix: str, body, migration: Migration) -> list:
+    def _send_one_by_one(self, conn, head: str, migration: Migration, script: Script) -> list:
         """Fault-injection mode only: every statement boundary becomes a point where the process can die."""
-        results = send_script(conn, prefix.rstrip().rstrip(";"))
+        results = send_script(conn, head)
         faults.point(conn, f"{migration.version}:begun")
-        for statement in body:
+        for statement in script.body:
             if not results[-1].ok:
-                break
+                return results
             results += send_script(conn, statement.text)
             faults.point(conn, f"{migration.version}:after-line-{statement.line}")
+        if results[-1].ok:
+            results += send_script(conn, history.STEP_END_SQL)
         return results
 
-    def _finish(self, conn, migration, script, finish_sql: str) -> None:
-        results = send_script(conn, finish_sql + ";\nRESET ALL;\nDISCARD TEMP")
+    def _finish(self, conn, migration: Migration, script: Script, finish_sql: str) -> None:
+        results = send_script(conn, finish_sql)
         if results and not results[-1].ok:
             if in_failed_or_open_transaction(conn):
                 conn.execute("ROLLBACK")
-            error = results[-1].error
-            raise MigrationFailed(
-                migration.version, migration.name,
-                MercurioError(f"recording the result failed: {error.diag.message_primary}", hint=error.diag.message_hint),
-                "the migration's own transaction was rolled back with it." if script.mode in
-                (Mode.TOOL_TRANSACTION, Mode.OWN_TRANSACTION) else
-                "its statements ran, but it is not recorded as applied.")
+            position = len(results) - 1 - (1 if finish_sql.startswith("BEGIN") else 0)
+            raise self._finish_failure(migration, script, results[-1].error, position).fatal
 
     def _run_statementwise(self, conn, migration: Migration, script: Script, direction: str) -> StepResult:
         body = script.body
@@ -664,18 +827,24 @@ class Engine:
         if direction == "up":
             self._run_verify_sql(conn, migration, "its statements ran and stay, but it is not recorded as applied; "
                                                   "fix the data or the migration, then run the command again.")
-        finish = self._record_sql(conn, migration, direction, duration, records, script.mode.value)
-        self._finish(conn, migration, script, f"BEGIN;\n{finish};\nCOMMIT")
+        finish = self._finish_sql(conn, migration, direction, records, script.mode.value, duration_ms=duration)
+        self._finish(conn, migration, script, f"BEGIN{finish}")
         faults.point(conn, f"{migration.version}:committed")
         return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
+
+    def _verify_script(self, migration: Migration) -> Script | None:
+        scripts = getattr(self, "_verify_scripts", None) or {}
+        if migration.version in scripts:
+            return scripts[migration.version]
+        if "verify.sql" in migration.extras:
+            return parse(migration.extras["verify.sql"].text, migration.extras["verify.sql"].path)
+        return None
 
     def _run_verify_sql(self, conn, migration: Migration, state_note: str) -> None:
         """verify.sql: a statement that raises, or a query whose first column is false or NULL, fails the migration."""
         import psycopg
 
-        script = getattr(self, "_verify_scripts", {}).get(migration.version)
-        if script is None and "verify.sql" in migration.extras:
-            script = parse(migration.extras["verify.sql"].text, migration.extras["verify.sql"].path)
+        script = self._verify_script(migration)
         if script is None:
             return
         for statement in script.statements:
@@ -748,7 +917,7 @@ class Engine:
         diag = error.diag
         offset = statement.start if statement else 0
         if diag.statement_position:
-            offset = max(0, offset_base + int(diag.statement_position) - 1)
+            offset = min(max(0, offset_base + int(diag.statement_position) - 1), len(script.text))
         location = script.location(offset, statement or script.statement_at(offset))
         detail = diag.message_detail
         if diag.context:
@@ -821,6 +990,8 @@ class _StatementFailed(Exception):
         self.error = error
         self.offset_base = offset_base
         self.state_note = state_note
+        self.fatal: MercurioError | None = None  # raise this as it is: not the migration's own statement
+        self.nothing_ran = False  # a batch refused as a whole before any of it ran
 
 
 def _quote_ident(name: str) -> str:

@@ -63,9 +63,9 @@ class PlanQuery:
         return f"{self.file}:{self.line}"
 
 
-def _display(path: Path) -> str:
+def _display(path: Path | str) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
 

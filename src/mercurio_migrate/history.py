@@ -38,8 +38,11 @@ CREATE TABLE IF NOT EXISTS {MIGRATION_LOG_TABLE} (
 COMMENT ON TABLE {MIGRATION_LOG_TABLE} IS 'Migration audit log: one row per applied or rolled-back migration';
 """
 
+# whether the history table exists, and migration_log's schema-qualified name (NULL: absent), so that the
+# tool's own rows land in it whatever search_path a migration sets
 TABLES_EXIST_SQL = (
-    f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, to_regclass('{MIGRATION_LOG_TABLE}') IS NOT NULL"
+    f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, (SELECT format('%I.%I', n.nspname, c.relname) "
+    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('{MIGRATION_LOG_TABLE}'))"
 )
 
 SELECT_HISTORY_SQL = f"""
@@ -69,15 +72,36 @@ class HistoryRow:
     tool_version: str
 
 
+# A transactional migration's time is measured by the server, from just after its BEGIN to the end of its
+# statements, so that several migrations sent in one message (each in its own transaction) are each timed
+# exactly; now() would not do, it is the same for every transaction of a message. The two markers are
+# SET LOCAL settings: they vanish with the transaction. Epoch milliseconds as numeric text, so that no
+# DateStyle or TimeZone a migration sets can change how they read back.
+STEP_START_SQL = (
+    "SELECT set_config('mercurio.step_started', (extract(epoch FROM clock_timestamp()) * 1000)::text, true)"
+)
+STEP_END_SQL = (
+    "SELECT set_config('mercurio.step_ms', round(extract(epoch FROM clock_timestamp()) * 1000 - "
+    "coalesce(nullif(current_setting('mercurio.step_started', true), '')::numeric, "
+    "extract(epoch FROM clock_timestamp()) * 1000), 3)::text, true)"
+)
+STEP_MS_SQL = "current_setting('mercurio.step_ms')::numeric"
+
+# After a migration's own statements and before its COMMIT: settings it changed for the session and temp
+# tables it left go, so that the next migration starts as the first did.
+CLEAN_SESSION_SQL = "RESET ALL;\nDISCARD TEMP"
+
+
 def insert_applied_sql() -> str:
     return (
-        f"INSERT INTO {HISTORY_TABLE} (version, name, checksum, rollback_checksum, execution_ms, records_processed, "
-        "transaction_mode, client_host, tool_version) VALUES ({version}, {name}, {checksum}, {rollback_checksum}, "
-        "{execution_ms}, {records}, {mode}, {client_host}, {tool_version}) "
+        f"INSERT INTO {HISTORY_TABLE} (version, name, checksum, rollback_checksum, applied_at, execution_ms, "
+        "records_processed, transaction_mode, client_host, tool_version) VALUES ({version}, {name}, {checksum}, "
+        "{rollback_checksum}, clock_timestamp(), {execution_ms}, {records}, {mode}, {client_host}, {tool_version}) "
         "ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, "
-        "rollback_checksum = EXCLUDED.rollback_checksum, applied_at = NOW(), execution_ms = EXCLUDED.execution_ms, "
-        "records_processed = EXCLUDED.records_processed, transaction_mode = EXCLUDED.transaction_mode, "
-        "applied_by = current_user, client_host = EXCLUDED.client_host, tool_version = EXCLUDED.tool_version"
+        "rollback_checksum = EXCLUDED.rollback_checksum, applied_at = EXCLUDED.applied_at, "
+        "execution_ms = EXCLUDED.execution_ms, records_processed = EXCLUDED.records_processed, "
+        "transaction_mode = EXCLUDED.transaction_mode, applied_by = current_user, client_host = EXCLUDED.client_host, "
+        "tool_version = EXCLUDED.tool_version"
     )
 
 
@@ -85,8 +109,8 @@ def delete_applied_sql() -> str:
     return f"DELETE FROM {HISTORY_TABLE} WHERE version = {{version}}"
 
 
-def insert_log_sql() -> str:
+def insert_log_sql(table: str = MIGRATION_LOG_TABLE) -> str:
     return (
-        f"INSERT INTO {MIGRATION_LOG_TABLE} (migration_name, records_processed, completed_at, notes) "
-        "VALUES ({migration_name}, {records}, NOW(), {notes})"
+        f"INSERT INTO {table} (migration_name, records_processed, completed_at, notes) "
+        "VALUES ({migration_name}, {records}, clock_timestamp(), {notes})"
     )

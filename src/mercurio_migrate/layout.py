@@ -29,7 +29,7 @@ _HEADER_LINE = re.compile(r"^--\s*(?P<key>[A-Za-z][A-Za-z ]*?)\s*:\s*(?P<value>.
 
 @dataclass(frozen=True)
 class SqlFile:
-    path: Path
+    path: str
     text: str
     checksum: str
 
@@ -112,63 +112,66 @@ def check_folder_name(folder_name: str) -> tuple[str, str] | str:
     return stamp, name
 
 
-def _read_sql(path: Path, problems: list[LayoutProblem]) -> SqlFile | None:
-    with open(path, "rb") as handle:
-        data = handle.read()
+def _read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except IsADirectoryError:
+        problems.append(LayoutProblem(path, "is a directory, not a file"))
+        return None
+    except OSError as exc:
+        problems.append(LayoutProblem(path, f"cannot be read: {exc.strerror}"))
+        return None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         problems.append(
-            LayoutProblem(str(path), f"is not UTF-8 (invalid byte 0x{data[exc.start]:02x} at line {line}); "
-                                     "re-save the file as UTF-8")
+            LayoutProblem(path, f"is not UTF-8 (invalid byte 0x{data[exc.start]:02x} at line {line}); "
+                                "re-save the file as UTF-8")
         )
         return None
     if "\x00" in text:
-        problems.append(LayoutProblem(str(path), "contains NUL bytes: it is a binary file, not SQL"))
+        problems.append(LayoutProblem(path, "contains NUL bytes: it is a binary file, not SQL"))
         return None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return SqlFile(path=path, text=text, checksum=hashlib.sha256(data).hexdigest())
+    return SqlFile(path, text, hashlib.sha256(data).hexdigest())
 
 
-def _load_folder(folder: Path, version: str, name: str, problems: list[LayoutProblem],
+def _load_folder(folder: str, version: str, name: str, problems: list[LayoutProblem],
                  warnings: list[LayoutProblem]) -> Migration | None:
+    """One folder. Read on every command, a thousand at a time: names from one listing, files opened by
+    path (no per-entry stat), no Path objects per file."""
     files: dict[str, SqlFile] = {}
     ok = True
-    for entry in _entries(folder):
-        if entry.name in KNOWN_FILES and entry.is_file():
-            sql = _read_sql(Path(entry.path), problems)
+    strays = []
+    for entry in os.listdir(folder):
+        if entry in KNOWN_FILES:
+            sql = _read_sql(f"{folder}/{entry}", problems)
             if sql is None:
                 ok = False
             else:
-                files[entry.name] = sql
-        elif entry.name.startswith(".") or entry.name in IGNORED_FILES:
-            continue
-        else:
-            warnings.append(LayoutProblem(entry.path, "stray file in a migration folder (ignored)", "warning"))
+                files[entry] = sql
+        elif not (entry.startswith(".") or entry in IGNORED_FILES):
+            strays.append(entry)
+    warnings.extend(LayoutProblem(f"{folder}/{entry}", "stray file in a migration folder (ignored)", "warning")
+                    for entry in sorted(strays))
     migration = files.pop("migration.sql", None)
     if migration is None:
-        if ok and not (folder / "migration.sql").exists():
-            problems.append(LayoutProblem(str(folder), "migration.sql is missing"))
+        if ok:
+            problems.append(LayoutProblem(folder, "migration.sql is missing"))
         return None
     if not migration.text.strip():
-        problems.append(LayoutProblem(str(migration.path), "migration.sql is empty"))
+        problems.append(LayoutProblem(migration.path, "migration.sql is empty"))
         return None
     rollback = files.pop("rollback.sql", None)
     if rollback is not None and not rollback.text.strip():
-        problems.append(LayoutProblem(str(rollback.path), "rollback.sql is empty: delete it or write the rollback"))
+        problems.append(LayoutProblem(rollback.path, "rollback.sql is empty: delete it or write the rollback"))
         return None
     if not ok:
         return None
-    return Migration(version=version, name=name, folder=folder, migration=migration, rollback=rollback, extras=files)
-
-
-def _entries(directory: Path) -> list[os.DirEntry]:
-    """A folder's entries in name order. os.scandir knows each entry's type without a stat call: this is
-    read on every command, a thousand folders at a time."""
-    with os.scandir(directory) as listing:
-        return sorted(listing, key=lambda e: e.name)
+    return Migration(version, name, Path(folder), migration, rollback, files)
 
 
 def discover(directory: Path | str) -> MigrationSet:
@@ -180,25 +183,25 @@ def discover(directory: Path | str) -> MigrationSet:
     problems: list[LayoutProblem] = []
     warnings: list[LayoutProblem] = []
     migrations: list[Migration] = []
-    seen: dict[str, Path] = {}
-    for entry in _entries(directory):
-        if entry.name.startswith((".", "_")):
+    seen: dict[str, str] = {}
+    with os.scandir(directory) as listing:
+        entries = sorted((entry.name, entry.path, entry.is_dir()) for entry in listing
+                         if not entry.name.startswith((".", "_")))
+    for entry_name, entry_path, is_dir in entries:
+        if not is_dir:
+            if entry_name not in IGNORED_FILES:
+                warnings.append(LayoutProblem(entry_path, "stray file in the migrations directory (ignored)", "warning"))
             continue
-        if not entry.is_dir():
-            if entry.name not in IGNORED_FILES:
-                warnings.append(LayoutProblem(entry.path, "stray file in the migrations directory (ignored)", "warning"))
-            continue
-        checked = check_folder_name(entry.name)
+        checked = check_folder_name(entry_name)
         if isinstance(checked, str):
-            problems.append(LayoutProblem(entry.path, checked))
+            problems.append(LayoutProblem(entry_path, checked))
             continue
         version, name = checked
         if version in seen:
-            problems.append(LayoutProblem(entry.path, f"duplicate version {version}: also used by {seen[version].name}"))
+            problems.append(LayoutProblem(entry_path, f"duplicate version {version}: also used by {seen[version]}"))
             continue
-        folder = Path(entry.path)
-        seen[version] = folder
-        migration = _load_folder(folder, version, name, problems, warnings)
+        seen[version] = entry_name
+        migration = _load_folder(entry_path, version, name, problems, warnings)
         if migration is not None:
             migrations.append(migration)
     if problems:

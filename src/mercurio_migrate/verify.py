@@ -277,10 +277,9 @@ class _Runner:
         return up, down
 
     def run(self, conn, migration: Migration, script: Script, direction: str) -> MigrationFailed | None:
-        # Engine._run is the one-migration step that up() and down() use; it records history and
-        # migration_log exactly as they do. (Engine.run_one, once public, is the same call.)
+        # the one-migration step that up() and down() use: it records history and migration_log as they do
         try:
-            self.engine._run(conn, migration, script, direction)
+            self.engine.run_one(conn, migration, script, direction)
         except MigrationFailed as failure:
             return failure
         return None
