@@ -42,13 +42,19 @@ class Settings:
 
 def _pyproject_section(start: Path) -> dict:
     path = start / "pyproject.toml"
-    if not path.is_file():
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return {}
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}", hint="Re-save the file as UTF-8.") from None
+    if "mercurio-migrate" not in text:  # no section of ours: not worth a TOML parser on every command
         return {}
     import tomllib
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}", hint="Fix the file or remove [tool.mercurio-migrate].") from None
     section = data.get("tool", {}).get("mercurio-migrate", {})
     if not isinstance(section, dict):

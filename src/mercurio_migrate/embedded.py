@@ -183,10 +183,15 @@ class Cluster:
         return self.url()
 
     def _socket_answers(self) -> bool:
-        import psycopg
-
         if not (self.socket_dir / f".s.PGSQL.{PORT}").exists():
             return False
+        from mercurio_migrate import libpq
+
+        answers = libpq.ping(self.conninfo("postgres"))
+        if answers is not None:
+            return answers
+        import psycopg
+
         try:
             psycopg.connect(self.conninfo("postgres"), connect_timeout=3).close()
             return True

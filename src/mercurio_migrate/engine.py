@@ -15,6 +15,7 @@ from datetime import datetime
 from mercurio_migrate import __version__, faults, history, locks
 from mercurio_migrate.config import Settings
 from mercurio_migrate.database import (
+    APPLICATION_NAME,
     client_host,
     connect,
     in_failed_or_open_transaction,
@@ -294,10 +295,30 @@ class Engine:
                                          row.records_processed, tuple(drifted), migration.header))
         return states
 
+    def read_history_quickly(self, *, writable: bool = False) -> dict[str, history.HistoryRow] | None:
+        """The history through libpq directly, without importing psycopg; None when that is not possible
+        (no libpq to load, no history table yet, any failure) or, with ``writable``, when the server is a
+        replica or read-only: the caller then takes the ordinary path, which explains any problem."""
+        from mercurio_migrate import libpq
+
+        reader = libpq.Reader.open(self.database_url(), f"{APPLICATION_NAME} {__version__}")
+        if reader is None:
+            return None
+        try:
+            flags = reader.rows(history.SERVER_FLAGS_SQL)
+            if not flags or flags[0][0] != "t" or (writable and "t" in flags[0][1:]):
+                return None
+            rows = reader.rows(history.SELECT_HISTORY_JSON_SQL)
+            return None if not rows else history.rows_from_json(rows[0][0], reader.parameter("TimeZone"))
+        finally:
+            reader.close()
+
     def status(self) -> list[MigrationState]:
         found = self.migrations()
-        with self.session(lock=False) as conn:
-            applied = self.read_history(conn)
+        applied = self.read_history_quickly()
+        if applied is None:
+            with self.session(lock=False) as conn:
+                applied = self.read_history(conn)
         return self.compute_states(found, applied)
 
     def log(self, limit: int = 50) -> list[dict]:
@@ -414,6 +435,8 @@ class Engine:
     def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False,
             validate: bool = True, validate_each: bool = False, dump: bool = False) -> RunResult:
         found = self.migrations()
+        if not (dry_run or dump) and self._up_to_date(found, to, allow_drift):
+            return RunResult("up", (), (), False)
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
             target = self._find_version(found, applied, to) if to else None
@@ -462,6 +485,21 @@ class Engine:
             elif dump:
                 schema_sql = self._schema_sql(conn)
         return RunResult("up", tuple(steps), plan, False, report, tuple(each), schema_sql)
+
+    def _up_to_date(self, found: MigrationSet, to: str | None, allow_drift: bool) -> bool:
+        """Nothing to apply, as a read without the migration lock shows (the cost every deploy pays): then no
+        session with psycopg is needed at all. Anything pending, any doubt: False, and `up` runs as usual,
+        under the lock, reading the history again."""
+        applied = self.read_history_quickly(writable=True)
+        if applied is None:
+            return False
+        target = self._find_version(found, applied, to) if to else None
+        if any(m.version not in applied and (target is None or m.version <= target) for m in found.migrations):
+            return False
+        states = self.compute_states(found, applied)
+        self._refuse_drift(states, allow_drift)
+        self._refuse_renamed(states, applied)
+        return True
 
     @staticmethod
     def _schema_sql(conn, schema=None) -> str:

@@ -114,3 +114,46 @@ def insert_log_sql(table: str = MIGRATION_LOG_TABLE) -> str:
         f"INSERT INTO {table} (migration_name, records_processed, completed_at, notes) "
         "VALUES ({migration_name}, {records}, clock_timestamp(), {notes})"
     )
+
+
+# The same history read for the libpq fast path (text values): applied_at as epoch microseconds, so that
+# no DateStyle can change how it reads; the server's flags that make a no-op `up` refuse are read with it.
+SERVER_FLAGS_SQL = (
+    f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, pg_is_in_recovery(), "
+    "current_setting('transaction_read_only') = 'on'"
+)
+SELECT_HISTORY_JSON_SQL = f"""
+SELECT coalesce(json_agg(json_build_array(version, name, checksum, rollback_checksum,
+       (extract(epoch FROM applied_at) * 1000000)::bigint, execution_ms, records_processed, transaction_mode,
+       applied_by, client_host, tool_version) ORDER BY version), '[]')
+FROM {HISTORY_TABLE}
+"""
+
+
+def rows_from_json(document: str, timezone: str | None) -> dict[str, HistoryRow]:
+    """HistoryRows from SELECT_HISTORY_JSON_SQL (one value for the whole table: one call into libpq, one
+    json.loads), applied_at in the session's time zone as psycopg gives it."""
+    import json
+    from datetime import UTC, timedelta
+
+    zone = _zone(timezone)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    out = {}
+    for version, name, checksum, rollback, micros, ms, records, mode, by, host, tool in json.loads(document):
+        applied_at = (epoch + timedelta(microseconds=micros)).astimezone(zone)
+        out[version] = HistoryRow(version, name, checksum, rollback, applied_at, float(ms), records, mode, by,
+                                  host, tool)
+    return out
+
+
+def _zone(name: str | None):
+    from datetime import UTC
+
+    if not name:
+        return UTC
+    try:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    except (KeyError, OSError, ValueError):
+        return UTC
