@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from mercurio_migrate.errors import UsageError
 
@@ -18,8 +18,9 @@ DEFAULT_DIR = "migrations"
 _DURATION = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
 
 
-@dataclass(frozen=True)
-class Safety:
+# Settings, like the other records read on every command, are NamedTuples: a frozen dataclass costs more
+# to define than a whole `status` may spend on its own work.
+class Safety(NamedTuple):
     """Lock and timeout behaviour of `up` and `down`."""
 
     lock_timeout: str = "5s"  # how long one DDL statement may wait for a table lock
@@ -32,12 +33,11 @@ class Safety:
     allow_pooler: bool = False  # accept a connection through a (session-pooling) proxy
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     database_url: str | None  # None: the embedded local cluster
     migrations_dir: Path
-    project: dict = field(default_factory=dict)  # [tool.mercurio-migrate] of pyproject.toml
-    safety: Safety = field(default_factory=Safety)
+    project: MappingProxyType | dict = MappingProxyType({})  # [tool.mercurio-migrate] of pyproject.toml
+    safety: Safety = Safety()
 
 
 def _pyproject_section(start: Path) -> dict:

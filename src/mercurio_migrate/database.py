@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mercurio_migrate import __version__
 from mercurio_migrate.errors import ConnectionFailed, UsageError
@@ -19,8 +17,7 @@ from mercurio_migrate.redact import password_of, redact_url, scrub
 APPLICATION_NAME = "mercurio-migrate"
 
 
-@dataclass(frozen=True)
-class StatementResult:
+class StatementResult(NamedTuple):
     ok: bool
     command_status: str
     rowcount: int
@@ -71,6 +68,8 @@ def _escape_option(value: str) -> str:
 
 @functools.cache
 def client_host() -> str:
+    import socket
+
     return socket.gethostname()
 
 

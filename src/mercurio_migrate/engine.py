@@ -9,8 +9,8 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from mercurio_migrate import __version__, faults, history, locks
 from mercurio_migrate.config import Settings
@@ -45,15 +45,15 @@ MAX_BATCH_MIGRATIONS, MAX_BATCH_CHARS = 500, 1_000_000
 APPLIED, PENDING, DRIFTED, MISSING = "applied", "pending", "drifted", "missing"
 
 
-@dataclass(frozen=True)
-class Event:
+# The engine's results are NamedTuples (immutable records, cheap to define and to build: status makes one
+# per migration, and a frozen dataclass costs more to define than status spends on its own work).
+class Event(NamedTuple):
     kind: str  # lock_wait | lock_acquired | start | statement | skip | warning | done
     message: str
-    data: dict = field(default_factory=dict)
+    data: dict
 
 
-@dataclass(frozen=True)
-class MigrationState:
+class MigrationState(NamedTuple):
     version: str
     name: str
     state: str
@@ -63,17 +63,17 @@ class MigrationState:
     purpose: str
     records_processed: int | None = None
     drifted_files: tuple[str, ...] = ()
-    header: dict = field(default_factory=dict)
+    header: dict | None = None
 
     def as_dict(self) -> dict:
-        data = asdict(self)
+        data = self._asdict()
+        data["header"] = dict(self.header or {})
         data["applied_at"] = self.applied_at.isoformat() if self.applied_at else None
         data["drifted_files"] = list(self.drifted_files)
         return data
 
 
-@dataclass(frozen=True)
-class PlannedStep:
+class PlannedStep(NamedTuple):
     version: str
     name: str
     file: str
@@ -81,11 +81,10 @@ class PlannedStep:
     statements: tuple[str, ...]
 
     def as_dict(self) -> dict:
-        return asdict(self) | {"statements": list(self.statements)}
+        return self._asdict() | {"statements": list(self.statements)}
 
 
-@dataclass(frozen=True)
-class StepResult:
+class StepResult(NamedTuple):
     version: str
     name: str
     duration_ms: float
@@ -94,11 +93,10 @@ class StepResult:
     skipped_statements: int = 0
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class RunResult:
+class RunResult(NamedTuple):
     direction: str  # up | down
     steps: tuple[StepResult, ...]
     plan: tuple[PlannedStep, ...]
@@ -278,7 +276,7 @@ class Engine:
             row = applied.get(version)
             if migration is None:
                 states.append(MigrationState(version, row.name, MISSING, row.applied_at, row.execution_ms,
-                                             row.checksum, "", row.records_processed))
+                                             row.checksum, "", row.records_processed, header={}))
                 continue
             if row is None:
                 states.append(MigrationState(version, migration.name, PENDING, None, None,

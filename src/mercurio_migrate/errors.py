@@ -6,7 +6,7 @@ Exit codes: 1 = the operation failed (SQL error, drift, lock timeout, server unr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class MercurioError(Exception):
@@ -30,8 +30,7 @@ class UsageError(MercurioError):
     exit_code = 2
 
 
-@dataclass(frozen=True)
-class LayoutProblem:
+class LayoutProblem(NamedTuple):
     path: str
     message: str
     severity: str = "error"  # or "warning"
@@ -59,8 +58,7 @@ class LayoutError(MercurioError):
         return data
 
 
-@dataclass(frozen=True)
-class SqlLocation:
+class SqlLocation(NamedTuple):
     file: str
     line: int
     column: int

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 HISTORY_TABLE = "public.mercurio_migrations"
 MIGRATION_LOG_TABLE = "migration_log"
@@ -57,8 +57,7 @@ FROM {MIGRATION_LOG_TABLE} ORDER BY completed_at DESC NULLS LAST LIMIT %s
 """
 
 
-@dataclass(frozen=True)
-class HistoryRow:
+class HistoryRow(NamedTuple):
     version: str
     name: str
     checksum: str

@@ -7,13 +7,13 @@ holding ``migration.sql`` (required), ``rollback.sql`` (optional) and optionally
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from mercurio_migrate.errors import LayoutError, LayoutProblem
 
@@ -26,25 +26,25 @@ _FOLDER = re.compile(r"^(?P<date>\d{8})_(?P<time>\d{6})_(?P<name>.+)$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 
 
-@dataclass(frozen=True)
-class SqlFile:
+# NamedTuples, not dataclasses: every command reads a thousand folders into these, and defining a frozen
+# dataclass costs as much as reading a hundred of them.
+class SqlFile(NamedTuple):
     path: str
     text: str
     checksum: str
 
-    @cached_property
+    @property
     def header(self) -> dict[str, str]:
-        return parse_header(self.text)
+        return _header_of(self.text)
 
 
-@dataclass(frozen=True)
-class Migration:
+class Migration(NamedTuple):
     version: str  # YYYYMMDD_HHMMSS
     name: str
     folder: Path
     migration: SqlFile
     rollback: SqlFile | None
-    extras: dict[str, SqlFile] = field(default_factory=dict)  # fixture.sql, verify.sql, plans.sql
+    extras: dict[str, SqlFile]  # fixture.sql, verify.sql, plans.sql
 
     @property
     def id(self) -> str:
@@ -59,8 +59,7 @@ class Migration:
         return self.header.get("purpose", "")
 
 
-@dataclass(frozen=True)
-class MigrationSet:
+class MigrationSet(NamedTuple):
     directory: Path
     migrations: tuple[Migration, ...]
     warnings: tuple[LayoutProblem, ...]
@@ -93,10 +92,37 @@ def parse_header(text: str) -> dict[str, str]:
     return header
 
 
+@functools.lru_cache(maxsize=4096)
+def _header_of(text: str) -> dict[str, str]:
+    return parse_header(text)
+
+
+def _plainly_valid(folder_name: str) -> tuple[str, str] | None:
+    """(version, name) when the name is well formed, checked with string methods only (the common case, a
+    thousand times a command); None sends it to the full check, which says what is wrong."""
+    if not (len(folder_name) > 16 and folder_name[8] == "_" and folder_name[15] == "_" and folder_name.isascii()
+            and folder_name[:8].isdigit() and folder_name[9:15].isdigit()):
+        return None
+    name = folder_name[16:]
+    # lower snake_case: a-z first, then a-z, 0-9 and single inner underscores
+    if not (name[0].isalpha() and name.islower() and name.replace("_", "").isalnum() and "__" not in name
+            and not name.endswith("_")):
+        return None
+    date, time = folder_name[:8], folder_name[9:15]
+    try:
+        datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(time[:2]), int(time[2:4]), int(time[4:]))
+    except ValueError:
+        return None
+    return f"{date}_{time}", name
+
+
 def check_folder_name(folder_name: str) -> tuple[str, str] | str:
     """(version, name) for a valid folder name, else a message saying what is wrong."""
     if len(folder_name) > MAX_FOLDER_NAME:
         return f"folder name is {len(folder_name)} characters long; the limit is {MAX_FOLDER_NAME}"
+    plain = _plainly_valid(folder_name)
+    if plain is not None:
+        return plain
     match = _FOLDER.match(folder_name)
     if not match:
         return "folder name must be YYYYMMDD_HHMMSS_snake_case_name (a UTC timestamp, then a lower snake_case name)"

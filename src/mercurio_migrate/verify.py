@@ -14,7 +14,6 @@ stay in place for the fixtures of later migrations.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -252,7 +251,7 @@ def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]
 
 
 def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event], None]) -> Engine:
-    settings: Settings = dataclasses.replace(engine.settings, database_url=scratch.url())
+    settings: Settings = engine.settings._replace(database_url=scratch.url())
     return Engine(settings, on_event=on_event)
 
 
