@@ -32,7 +32,7 @@ from mercurio_migrate.errors import (
     UsageError,
 )
 from mercurio_migrate.layout import Migration, MigrationSet, SqlFile, discover
-from mercurio_migrate.sqlscript import Mode, Script, Statement, parse, relation_names
+from mercurio_migrate.sqlscript import Mode, ParseAhead, Script, Statement, parse, relation_names
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
@@ -369,11 +369,12 @@ class Engine:
                 hint="If the folder was renamed, record the new version with `resolve NEW_VERSION --applied` "
                      "and drop the old row with `resolve OLD_VERSION --rolled-back`.")
 
-    def _parse_all(self, files: list[tuple[Migration, SqlFile]]) -> list[Script]:
+    def _parse_all(self, files: list[tuple[Migration, SqlFile]], ahead: ParseAhead | None = None) -> list[Script]:
         scripts, errors = [], []
         for _, sql_file in files:
             try:
-                scripts.append(parse(sql_file.text, sql_file.path))
+                scripts.append(parse(sql_file.text, sql_file.path,
+                                     outcome=ahead.outcome(sql_file.text) if ahead else None))
             except SqlError as exc:
                 errors.append(exc)
         if len(errors) == 1:
@@ -433,8 +434,12 @@ class Engine:
     def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False,
             validate: bool = True, validate_each: bool = False, dump: bool = False) -> RunResult:
         found = self.migrations()
-        if not (dry_run or dump) and self._up_to_date(found, to, allow_drift):
+        likely = None if (dry_run or dump) else self._likely_pending(found, to, allow_drift)
+        if likely == []:
             return RunResult("up", (), (), False)
+        # the files that will most likely run are parsed by a child process while this one imports psycopg,
+        # connects and takes the lock
+        ahead = ParseAhead([f.text for m in likely or () for f in (m.migration, m.extras.get("verify.sql")) if f])
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
             target = self._find_version(found, applied, to) if to else None
@@ -448,13 +453,13 @@ class Engine:
                 if migration.version < newest_applied:
                     self.emit("warning", f"{migration.id} is older than the newest applied migration "
                                          f"({newest_applied}): applying it out of order", version=migration.version)
-            scripts = self._parse_all([(m, m.migration) for m in pending])
+            scripts = self._parse_all([(m, m.migration) for m in pending], ahead)
             plan = tuple(self._plan_entry(m, s) for m, s in zip(pending, scripts))
             if dry_run:
                 return RunResult("up", (), plan, True)
             self._require_keys(conn, scripts)
-            self._verify_scripts = {m.version: parse(m.extras["verify.sql"].text, m.extras["verify.sql"].path)
-                                    for m in pending if "verify.sql" in m.extras}
+            self._verify_scripts = {m.version: parse(verify.text, verify.path, outcome=ahead.outcome(verify.text))
+                                    for m in pending if (verify := m.extras.get("verify.sql"))}
             if not pending:
                 return RunResult("up", (), plan, False, schema_sql=self._schema_sql(conn) if dump else None)
             if self.settings.safety.preflight:
@@ -484,20 +489,20 @@ class Engine:
                 schema_sql = self._schema_sql(conn)
         return RunResult("up", tuple(steps), plan, False, report, tuple(each), schema_sql)
 
-    def _up_to_date(self, found: MigrationSet, to: str | None, allow_drift: bool) -> bool:
-        """Nothing to apply, as a read without the migration lock shows (the cost every deploy pays): then no
-        session with psycopg is needed at all. Anything pending, any doubt: False, and `up` runs as usual,
-        under the lock, reading the history again."""
+    def _likely_pending(self, found: MigrationSet, to: str | None, allow_drift: bool) -> list[Migration] | None:
+        """What a read of the history without the migration lock says is pending (None: it could not tell).
+        When nothing is, that is the answer (the cost every up-to-date deploy pays, without importing
+        psycopg); otherwise `up` runs as usual, under the lock, reading the history again."""
         applied = self.read_history_quickly(writable=True)
         if applied is None:
-            return False
+            return None
         target = self._find_version(found, applied, to) if to else None
-        if any(m.version not in applied and (target is None or m.version <= target) for m in found.migrations):
-            return False
-        states = self.compute_states(found, applied)
-        self._refuse_drift(states, allow_drift)
-        self._refuse_renamed(states, applied)
-        return True
+        pending = [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
+        if not pending:
+            states = self.compute_states(found, applied)
+            self._refuse_drift(states, allow_drift)
+            self._refuse_renamed(states, applied)
+        return pending
 
     @staticmethod
     def _schema_sql(conn, schema=None) -> str:

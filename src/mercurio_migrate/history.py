@@ -145,10 +145,14 @@ def rows_from_json(document: str, timezone: str | None) -> dict[str, HistoryRow]
     return out
 
 
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Etc/Universal", "Zulu",
+                        "Etc/Zulu"})
+
+
 def _zone(name: str | None):
     from datetime import UTC
 
-    if not name:
+    if not name or name in _UTC_NAMES:  # the usual server setting: no need to load the zone database
         return UTC
     try:
         from zoneinfo import ZoneInfo

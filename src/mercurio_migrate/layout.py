@@ -41,7 +41,7 @@ class SqlFile(NamedTuple):
 class Migration(NamedTuple):
     version: str  # YYYYMMDD_HHMMSS
     name: str
-    folder: Path
+    folder: str  # its path
     migration: SqlFile
     rollback: SqlFile | None
     extras: dict[str, SqlFile]  # fixture.sql, verify.sql, plans.sql
@@ -203,23 +203,24 @@ def _load_folder(folder: str, version: str, name: str, problems: list[LayoutProb
                 files[entry] = sql
         elif not (entry.startswith(".") or entry in IGNORED_FILES):
             strays.append(entry)
-    warnings.extend(LayoutProblem(f"{folder}/{entry}", "stray file in a migration folder (ignored)", "warning")
-                    for entry in sorted(strays))
+    if strays:
+        warnings.extend(LayoutProblem(f"{folder}/{entry}", "stray file in a migration folder (ignored)", "warning")
+                        for entry in sorted(strays))
     migration = files.pop("migration.sql", None)
     if migration is None:
         if ok:
             problems.append(LayoutProblem(folder, "migration.sql is missing"))
         return None
-    if not migration.text.strip():
+    if not migration.text or migration.text.isspace():
         problems.append(LayoutProblem(migration.path, "migration.sql is empty"))
         return None
     rollback = files.pop("rollback.sql", None)
-    if rollback is not None and not rollback.text.strip():
+    if rollback is not None and (not rollback.text or rollback.text.isspace()):
         problems.append(LayoutProblem(rollback.path, "rollback.sql is empty: delete it or write the rollback"))
         return None
     if not ok:
         return None
-    return Migration(version, name, Path(folder), migration, rollback, files)
+    return Migration(version, name, folder, migration, rollback, files)
 
 
 def discover(directory: Path | str) -> MigrationSet:

@@ -29,12 +29,13 @@ def table(headers: list[str], rows: list[list[Any]], title: str | None = None) -
             rich_table.add_row(*row)
         Console().print(rich_table)
         return
-    if title:
-        print(title)
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    # one write for the whole table: status prints a row per migration, a thousand of them
+    columns = list(zip(*cells)) if cells else [()] * len(headers)
+    widths = [max([len(h), *map(len, column)]) for h, column in zip(headers, columns)]
+    lines = [title] if title else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    lines.extend("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells)
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
 _STYLES = {"warning": "yellow", "lock_wait": "magenta", "error": "bold red", "skip": "cyan", "done": "green"}

@@ -7,6 +7,8 @@ strings, dollar-quoted function bodies and comments are handled exactly as Postg
 from __future__ import annotations
 
 import bisect
+import os
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -184,26 +186,35 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-def parse(text: str, path: str | Path = "<sql>") -> Script:
-    """Parse a whole file. A syntax error raises SqlError naming file, line and column."""
-    import json
-
+def parse_outcome(text: str) -> tuple[str, str] | tuple[str, str, int]:
+    """What PostgreSQL's parser makes of a file: ("tree", JSON parse tree) or ("error", message, offset).
+    Plain data, so that a child process can compute it (see ParseAhead)."""
     from pglast.parser import ParseError, parse_sql_json
 
-    path = str(path)
     try:
         # the JSON form of the parse tree: ten times cheaper than building pglast's node objects
-        raw_statements = json.loads(parse_sql_json(text)).get("stmts", [])
+        return ("tree", parse_sql_json(text))
     except ParseError as exc:
         message, offset = (exc.args + (0,))[:2] if len(exc.args) >= 2 else (str(exc), 0)
-        message = str(message)
         # pglast appends ", at index N": the position is reported as line:column instead
-        message = message.rsplit(", at index", 1)[0]
-        line, column = line_column(text, min(int(offset or 0), len(text)))
+        return ("error", str(message).rsplit(", at index", 1)[0], int(offset or 0))
+
+
+def parse(text: str, path: str | Path = "<sql>", *, outcome: tuple | None = None) -> Script:
+    """Parse a whole file. A syntax error raises SqlError naming file, line and column.
+    ``outcome``: parse_outcome(text), when it was computed ahead (in a child process)."""
+    import json
+
+    path = str(path)
+    outcome = outcome or parse_outcome(text)
+    if outcome[0] == "error":
+        _, message, offset = outcome
+        line, column = line_column(text, min(offset, len(text)))
         lines = text.splitlines()
         first = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         raise SqlError(SqlLocation(path, line, column, first), message,
                        hint="Fix the syntax at that position; nothing was run.", sqlstate="42601") from None
+    raw_statements = json.loads(outcome[1]).get("stmts", [])
     to_char = _byte_to_char(text)
     line_starts = _line_starts(text)
     statements: list[Statement] = []
@@ -261,3 +272,68 @@ def mode_of(controls: list[str | None], has_non_transactional: bool) -> Mode:
     ):
         return Mode.OWN_TRANSACTION
     return Mode.AS_WRITTEN
+
+
+class ParseAhead:
+    """parse_outcome() of several files in a forked child process, while this process goes on (importing
+    psycopg, connecting, taking the lock): importing pglast and parsing then use the second processor.
+    ``outcomes()`` gives them in order, or None whenever that did not work (no fork on this platform, other
+    threads running, the child failed): the caller then parses in-process, which is always correct."""
+
+    def __init__(self, texts: list[str]):
+        self._texts = texts
+        self._pid: int | None = None
+        self._reader: int | None = None
+        self._by_text: dict[str, tuple] | None = None
+        if not texts or not _can_fork():
+            return
+        try:
+            reader, writer = os.pipe()
+            pid = os.fork()
+        except OSError:
+            return
+        if pid == 0:  # the child: parse, send, exit without running the parent's clean-ups
+            status = 1
+            try:
+                os.close(reader)
+                import marshal
+
+                data = marshal.dumps([parse_outcome(text) for text in texts])
+                with os.fdopen(writer, "wb") as out:
+                    out.write(data)
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(writer)
+        self._pid, self._reader = pid, reader
+
+    def outcome(self, text: str) -> tuple | None:
+        """parse_outcome(text) if the child computed it, else None (then parse in-process)."""
+        if self._by_text is None:
+            self._by_text = dict(zip(self._texts, self.outcomes() or ()))
+        return self._by_text.get(text)
+
+    def outcomes(self) -> list[tuple] | None:
+        if self._pid is None:
+            return None
+        import marshal
+
+        try:
+            with os.fdopen(self._reader, "rb") as source:
+                data = source.read()
+        finally:
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = None
+        if status != 0:
+            return None
+        try:
+            return marshal.loads(data)
+        except (EOFError, ValueError, TypeError):
+            return None
+
+
+def _can_fork() -> bool:
+    if not hasattr(os, "fork") or os.environ.get("MERCURIO_NO_PARSE_AHEAD"):
+        return False
+    threading = sys.modules.get("threading")  # forking a process with other threads is not safe
+    return threading is None or threading.active_count() == 1

@@ -86,3 +86,43 @@ def test_syntax_error_names_file_line_and_column():
 def test_line_column_counts_characters_not_bytes():
     text = "SELECT 'é';\nSELECT 'ü', x;"
     assert line_column(text, text.index("x")) == (2, 13)
+
+
+SEED_FILES = sorted(Path(__file__).resolve().parents[2].joinpath("migrations").glob("*/*.sql"))
+
+
+def test_parsing_ahead_in_a_child_gives_exactly_what_parsing_here_gives():
+    from mercurio_migrate.sqlscript import ParseAhead, parse_outcome
+
+    texts = [p.read_text() for p in SEED_FILES] + ["SELECT 'é' || $$;$$;\nCREATE TABLE t (id int);", "SELEC 1;"]
+    ahead = ParseAhead(texts)
+    assert ahead._pid is not None  # a child really ran: the comparison below means something
+    for text in texts:
+        assert ahead.outcome(text) == parse_outcome(text)
+    assert ahead.outcome("never sent") is None
+    for path in SEED_FILES:
+        text = path.read_text()
+        assert parse(text, path, outcome=ahead.outcome(text)) == parse(text, path)
+    with pytest.raises(SqlError) as raised:
+        parse("SELEC 1;", "x.sql", outcome=ahead.outcome("SELEC 1;"))
+    assert str(raised.value.location) == "x.sql:1:1"
+
+
+def test_parsing_ahead_steps_aside_when_it_cannot_fork(monkeypatch):
+    from mercurio_migrate.sqlscript import ParseAhead
+
+    monkeypatch.setenv("MERCURIO_NO_PARSE_AHEAD", "1")
+    ahead = ParseAhead(["SELECT 1"])
+    assert ahead._pid is None and ahead.outcome("SELECT 1") is None and ahead.outcomes() is None
+
+
+def test_a_child_that_fails_is_ignored_and_the_parent_parses_itself(monkeypatch):
+    from mercurio_migrate import sqlscript
+
+    def broken(text):
+        raise RuntimeError("the child breaks")
+
+    monkeypatch.setattr(sqlscript, "parse_outcome", broken)  # the forked child inherits the broken parser
+    ahead = sqlscript.ParseAhead(["SELECT 1"])
+    assert ahead._pid is not None
+    assert ahead.outcome("SELECT 1") is None
