@@ -294,9 +294,9 @@ class Engine:
         return states
 
     def read_history_quickly(self, *, writable: bool = False) -> dict[str, history.HistoryRow] | None:
-        """The history through libpq directly, without importing psycopg; None when that is not possible
-        (no libpq to load, no history table yet, any failure) or, with ``writable``, when the server is a
-        replica or read-only: the caller then takes the ordinary path, which explains any problem."""
+        """The history through libpq directly, without importing psycopg ({} before the first migration);
+        None when that is not possible (no libpq to load, any failure) or, with ``writable``, when the server
+        is a replica or read-only: the caller then takes the ordinary path, which explains any problem."""
         from mercurio_migrate import libpq
 
         reader = libpq.Reader.open(self.database_url(), f"{APPLICATION_NAME} {__version__}")
@@ -304,8 +304,10 @@ class Engine:
             return None
         try:
             flags = reader.rows(history.SERVER_FLAGS_SQL)
-            if not flags or flags[0][0] != "t" or (writable and "t" in flags[0][1:]):
+            if not flags or (writable and "t" in flags[0][1:]):
                 return None
+            if flags[0][0] != "t":
+                return {}
             rows = reader.rows(history.SELECT_HISTORY_JSON_SQL)
             return None if not rows else history.rows_from_json(rows[0][0], reader.parameter("TimeZone"))
         finally:
