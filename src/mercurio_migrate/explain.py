@@ -31,7 +31,7 @@ from mercurio_migrate.errors import LayoutError, LayoutProblem, MercurioError
 from mercurio_migrate.layout import Migration, discover
 from mercurio_migrate.redact import redact_url
 from mercurio_migrate.sqlscript import Statement, parse
-from mercurio_migrate.verify import STASH_SCHEMA, _Runner, _select, scratch_database
+from mercurio_migrate.verify import STASH_SCHEMA, _Runner, _select, parse_ahead, scratch_database
 
 PLANS_FILE = "plans.sql"
 EXPECT = "expect-index:"
@@ -697,9 +697,10 @@ def explain(engine: Engine, *, to: str | None = None, rows: int = DEFAULT_ROWS, 
     migrations = _select(found.migrations, to)
     queries = load_plans(migrations)
     timings: dict[str, float] = {}
+    ahead = parse_ahead(migrations)
     with scratch_database(engine, keep=keep) as scratch:
         runner = _Runner(engine, scratch)
-        up, _ = runner.parse(migrations)
+        up, _ = runner.parse(migrations, ahead)
         conn = scratch.connect()
         try:
             started = time.perf_counter()

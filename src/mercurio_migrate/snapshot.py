@@ -1,22 +1,27 @@
 """Catalog -> canonical schema model, and the difference between two models.
 
-A snapshot is read from ``pg_catalog`` (never from pg_dump text) with a fixed number of queries,
-whatever the number of objects. Every object is keyed by its kind and name, so two databases built
-by the same SQL give equal snapshots whatever the order of creation or the OIDs.
+A snapshot is read from ``pg_catalog`` (never from pg_dump text) in one statement, whatever the number
+of objects. Every object is keyed by its kind and name, so two databases built by the same SQL give
+equal snapshots whatever the order of creation or the OIDs.
 
 Names are printed as PostgreSQL quotes them, without the ``public.`` prefix; objects of other schemas
 keep theirs. Deparsed text (defaults, constraint and index definitions, view and function bodies) is
 read under a fixed ``search_path`` and fixed output settings, so it does not depend on the session.
+
+The statement returns each part (schemas, relations, columns, …) as one JSON text whose rows carry
+names, never OIDs, in a fixed order: two snapshots compare part by part as plain strings, only the parts
+that differ are decoded, and only the rows that differ become ``SchemaObject`` values (``diff``).
+``Snapshot.objects`` builds the whole model on first use, for the callers that want it (dump, JSON).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from mercurio_migrate import history
 
@@ -52,25 +57,73 @@ class SchemaObject:
         return (self.kind, self.name)
 
     def get(self, attr: str, default: Any = None) -> Any:
-        return dict(self.attrs).get(attr, default)
+        for name, value in self.attrs:
+            if name == attr:
+                return value
+        return default
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    objects: tuple[SchemaObject, ...]  # sorted by key: equality does not depend on catalog order
+    """The schema of one database at one moment: ``objects``, sorted by key.
+
+    Read from the catalog (``take``), it keeps the raw parts and builds ``objects`` only when asked;
+    made from objects (tests, hand-built models), it has no raw parts.
+    """
+
+    def __init__(self, objects: Iterable[SchemaObject] = (), *, parts: dict[str, str] | None = None):
+        self._parts = parts
+        self._rows: dict[str, list] = {}
+        self._keyed: dict[str, dict] = {}
+        if parts is None:
+            self.__dict__["objects"] = tuple(sorted(objects, key=_object_key))
+
+    @cached_property
+    def objects(self) -> tuple[SchemaObject, ...]:
+        built = [spec.build(row) for name, spec in PART_SPECS.items() for row in self.rows(name)]
+        return tuple(sorted(built, key=_object_key))
+
+    def lines(self, part: str) -> list[str]:
+        """The rows of one part of a raw snapshot as JSON texts, one per row."""
+        text = self._parts[part]
+        return text.split("\n") if text else []
+
+    def rows(self, part: str) -> list[list]:
+        """The decoded rows of one part of a raw snapshot."""
+        if part not in self._rows:
+            self._rows[part] = _decode(self.lines(part))
+        return self._rows[part]
+
+    def keyed(self, part: str) -> dict[tuple[str, str], list]:
+        """The rows of one part of a raw snapshot, by the key of the object each becomes."""
+        if part not in self._keyed:
+            key = PART_SPECS[part].key
+            self._keyed[part] = {key(row): row for row in self.rows(part)}
+        return self._keyed[part]
 
     @cached_property
     def by_key(self) -> dict[tuple[str, str], SchemaObject]:
         return {o.key: o for o in self.objects}
 
+    def _built(self) -> bool:
+        return self._parts is None or "objects" in self.__dict__
+
     def of_kind(self, *kinds: str) -> list[SchemaObject]:
-        return [o for o in self.objects if o.kind in kinds]
+        if self._built():
+            return [o for o in self.objects if o.kind in kinds]
+        # a raw snapshot builds the rows of those kinds only
+        built = [PART_SPECS[part].build(row) for part in dict.fromkeys(KIND_PARTS[k] for k in kinds if k in KIND_PARTS)
+                 for key, row in self.keyed(part).items() if key[0] in kinds]
+        return sorted(built, key=_object_key)
 
     def get(self, kind: str, name: str) -> SchemaObject | None:
-        return self.by_key.get((kind, name))
+        if self._built():
+            return self.by_key.get((kind, name))
+        part = KIND_PARTS.get(kind)
+        row = self.keyed(part).get((kind, name)) if part else None
+        return None if row is None else PART_SPECS[part].build(row)
 
     def children(self, parent: SchemaObject) -> list[SchemaObject]:
         return [o for o in self.objects if o.parent == parent.key]
@@ -78,9 +131,35 @@ class Snapshot:
     def tables(self) -> list[SchemaObject]:
         return self.of_kind(*TABLE_KINDS)
 
+    def data_tables(self) -> list[SchemaObject]:
+        """Tables holding rows of their own (a partitioned parent's rows are its partitions'), by name."""
+        return [t for t in self.of_kind("table") if not t.get("partitioned by")]
+
+    def data_table_names(self) -> list[tuple[str, str]]:
+        """(name, schema-qualified name) of the ``data_tables``, without building objects."""
+        if self._built():
+            return [(t.name, t.sql_name) for t in self.data_tables()]
+        return sorted((row[1], row[2]) for row in self.rows("relations") if row[0] in ("r", "p") and row[7] is None)
+
     def as_dict(self) -> dict:
         return {"objects": [{"kind": o.kind, "name": o.name, **{k: _jsonable(v) for k, v in o.attrs}}
                             for o in self.objects]}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        if self._parts is not None and self._parts == other._parts:
+            return True
+        return self.objects == other.objects
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Snapshot({len(self.objects)} objects)"
+
+
+def _object_key(obj: SchemaObject) -> tuple[str, str]:
+    return (obj.kind, obj.name)
 
 
 @dataclass(frozen=True)
@@ -145,8 +224,76 @@ def diff(a: Snapshot, b: Snapshot) -> list[Difference]:
     """What changed from ``a`` to ``b``: each object added, removed or changed, and how.
 
     An object added or removed together with its parent (a column with its table) is not listed
-    separately: the parent's line says it.
+    separately: the parent's line says it. Two snapshots read from the catalog compare part by part as
+    text, then row by row; only the rows that differ are built into objects.
     """
+    if a._parts is None or b._parts is None:
+        return _diff_objects(a, b)
+    removed: dict[tuple[str, str], tuple[str, list]] = {}
+    added: dict[tuple[str, str], tuple[str, list]] = {}
+    changed: list[tuple[tuple[str, str], str, list, list]] = []
+    # Without any relation on one side, the other side's columns, constraints, indexes, … all come and go
+    # with their tables (a fresh database's first run): nothing to decode there.
+    folded = () if a.lines("relations") and b.lines("relations") else _RELATION_CHILDREN
+    for part in PART_SPECS:
+        if part in folded:
+            continue
+        old_rows, new_rows = changed_rows(a, b, part)
+        for key, row in old_rows.items():
+            other = new_rows.get(key)
+            if other is None:
+                removed[key] = (part, row)
+            else:
+                changed.append((key, part, row, other))
+        for key, row in new_rows.items():
+            if key not in old_rows:
+                added[key] = (part, row)
+    out: list[Difference] = []
+    for status, rows in (("removed", removed), ("added", added)):
+        for key in sorted(rows):
+            part, row = rows[key]
+            if PART_SPECS[part].parent(row) not in rows:
+                out.append(Difference(key[0], key[1], status, status))
+    for _key, part, old, new in sorted(changed, key=lambda item: item[0]):
+        build = PART_SPECS[part].build
+        out.extend(_object_changes(build(old), build(new)))
+    return out
+
+
+def changed_rows(a: Snapshot, b: Snapshot, part: str) -> tuple[dict, dict]:
+    """The rows of one part that are not the same in two raw snapshots, by key: (only in ``a``'s text,
+    only in ``b``'s). Equal texts cost one string comparison; otherwise only the differing rows are decoded."""
+    text_a, text_b = a._parts[part], b._parts[part]
+    if text_a == text_b:
+        return {}, {}
+    lines_a, lines_b = a.lines(part), b.lines(part)
+    rows_a = rows_b = None
+    if lines_a and lines_b:
+        set_a, set_b = set(lines_a), set(lines_b)
+        only_a = [line for line in lines_a if line not in set_b]
+        only_b = [line for line in lines_b if line not in set_a]
+        rows_a = _decode(only_a) if len(only_a) < len(lines_a) else None
+        rows_b = _decode(only_b) if len(only_b) < len(lines_b) else None
+    key = PART_SPECS[part].key
+    return ({key(row): row for row in (a.rows(part) if rows_a is None else rows_a)},
+            {key(row): row for row in (b.rows(part) if rows_b is None else rows_b)})
+
+
+def new_objects(a: Snapshot, b: Snapshot, kind: str) -> list[SchemaObject]:
+    """The objects of ``kind`` that ``b`` has and ``a`` has not (children of new parents included), by key."""
+    if a._parts is None or b._parts is None:
+        return [o for o in b.of_kind(kind) if a.get(kind, o.name) is None]
+    part = KIND_PARTS[kind]
+    old_rows, new_rows = changed_rows(a, b, part)
+    build = PART_SPECS[part].build
+    return [build(new_rows[key]) for key in sorted(new_rows) if key[0] == kind and key not in old_rows]
+
+
+def _decode(lines: list[str]) -> list[list]:
+    return json.loads("[" + ",".join(lines) + "]") if lines else []
+
+
+def _diff_objects(a: Snapshot, b: Snapshot) -> list[Difference]:
     keys_a, keys_b = set(a.by_key), set(b.by_key)
     added, removed = keys_b - keys_a, keys_a - keys_b
     out: list[Difference] = []
@@ -160,21 +307,27 @@ def diff(a: Snapshot, b: Snapshot) -> list[Difference]:
             out.append(Difference(obj.kind, obj.name, "added", "added"))
     for key in sorted(keys_a & keys_b):
         old, new = a.by_key[key], b.by_key[key]
-        if old == new:
+        if old != new:
+            out.extend(_object_changes(old, new))
+    return out
+
+
+def _object_changes(old: SchemaObject, new: SchemaObject) -> list[Difference]:
+    """The changed attributes of one object, by attribute name."""
+    out: list[Difference] = []
+    old_attrs, new_attrs = dict(old.attrs), dict(new.attrs)
+    for attr in sorted(set(old_attrs) | set(new_attrs)):
+        before, after = old_attrs.get(attr), new_attrs.get(attr)
+        if before == after:
             continue
-        old_attrs, new_attrs = dict(old.attrs), dict(new.attrs)
-        for attr in sorted(set(old_attrs) | set(new_attrs)):
-            before, after = old_attrs.get(attr), new_attrs.get(attr)
-            if before == after:
-                continue
-            if attr in NOTE_ATTRS:
-                reordered = _order_change(before or (), after or ())
-                if reordered:
-                    out.append(Difference(old.kind, old.name, "changed",
-                                          _change_text(attr, *reordered), "note", attr, *reordered))
-                continue
-            out.append(Difference(old.kind, old.name, "changed", _change_text(attr, before, after),
-                                  "difference", attr, before, after))
+        if attr in NOTE_ATTRS:
+            reordered = _order_change(before or (), after or ())
+            if reordered:
+                out.append(Difference(old.kind, old.name, "changed",
+                                      _change_text(attr, *reordered), "note", attr, *reordered))
+            continue
+        out.append(Difference(old.kind, old.name, "changed", _change_text(attr, before, after),
+                              "difference", attr, before, after))
     return out
 
 
@@ -184,11 +337,11 @@ def differences(items: Iterable[Difference]) -> list[Difference]:
 
 # --- reading the catalog ----------------------------------------------------------------------------
 # One statement reads everything: its parts share one view of the catalog, the relations in scope are
-# found once (the `rel` CTE) for all the parts that hang off them, and the whole costs one round trip.
-# Each part comes back as a JSON array of rows; OIDs are cast to int8 so that JSON carries them as numbers.
-_IN_SCOPE_NAMESPACE = """
-    n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND n.nspname <> ALL (%(exclude_schemas)s::text[])
-"""
+# found once (the `rel` CTE, with their display names) for all the parts that hang off them, and the
+# whole costs one round trip. Each part is one JSON text of rows that name their parent instead of
+# pointing at its OID, ordered by name (COLLATE "C"): equal schemas give equal text, in one database or
+# two. $1 holds the excluded tables (schema-qualified names), $2 the excluded schemas.
+_IN_SCOPE_NAMESPACE = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema' AND n.nspname <> ALL ($2::text[])"
 
 
 def _not_extension_member(catalog: str, alias: str) -> str:
@@ -207,160 +360,164 @@ def _comment(catalog: str, oid: str, subid: str = "0") -> str:
 
 
 # The relations in scope: tables, views and sequences outside the excluded schemas and tables and not
-# part of an extension.
-RELATIONS_IN_SCOPE_SQL = f"""
-SELECT c.oid, c.relkind
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_IN_SCOPE_NAMESPACE}
-  AND c.oid NOT IN (SELECT to_regclass(x) FROM unnest(%(exclude_tables)s::text[]) x WHERE to_regclass(x) IS NOT NULL)
-  AND {_not_extension_member('pg_class', 'c')}
-"""
-
-_TABLES = "ANY (ARRAY(SELECT oid FROM rel WHERE relkind <> 'S'))"
-
-SCHEMAS_SQL = f"""
-SELECT n.oid::int8, quote_ident(n.nspname), {_comment('pg_namespace', 'n.oid')}
-FROM pg_namespace n
-WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_namespace', 'n')}
-"""
-
-RELATIONS_SQL = f"""
-SELECT c.oid::int8, c.relkind, {_display('n.nspname', 'c.relname')}, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-       c.relpersistence, c.relrowsecurity, c.relforcerowsecurity, c.relispartition,
-       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
-       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
-       ARRAY(SELECT i.inhparent::int8 FROM pg_inherits i WHERE i.inhrelid = c.oid ORDER BY i.inhseqno),
-       array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o), ', '),
-       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END,
-       c.relispopulated,
-       (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
-         WHERE ft.ftrelid = c.oid),
-       {_comment('pg_class', 'c.oid')}
-FROM rel JOIN pg_class c ON c.oid = rel.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-"""
-
-COLUMNS_SQL = f"""
-SELECT a.attrelid::int8, quote_ident(a.attname), a.attnum, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-       CASE WHEN a.attcollation <> t.typcollation THEN
-            CASE WHEN cn.nspname = 'pg_catalog' THEN '' ELSE quote_ident(cn.nspname) || '.' END
-            || quote_ident(co.collname) END,
-       a.attislocal, {_comment('pg_class', 'a.attrelid', 'a.attnum')}
-FROM pg_attribute a
-JOIN pg_type t ON t.oid = a.atttypid
-LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-LEFT JOIN pg_collation co ON co.oid = a.attcollation
-LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-WHERE a.attrelid = {_TABLES} AND a.attnum > 0 AND NOT a.attisdropped
-"""
-
-CONSTRAINTS_SQL = f"""
-SELECT c.conrelid::int8, quote_ident(c.conname), c.contype, pg_get_constraintdef(c.oid), c.conislocal,
-       {_comment('pg_constraint', 'c.oid')}
-FROM pg_constraint c
-WHERE c.conrelid = {_TABLES}
-"""
-
-INDEXES_SQL = f"""
-SELECT i.indrelid::int8, {_display('n.nspname', 'ic.relname')}, quote_ident(n.nspname) || '.' || quote_ident(ic.relname),
-       pg_get_indexdef(i.indexrelid), i.indisvalid, i.indisclustered,
-       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid
-               AND k.contype IN ('p', 'u', 'x')),
-       (SELECT {_display('pn.nspname', 'pc.relname')} FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent
-          JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid),
-       {_comment('pg_class', 'i.indexrelid')}
-FROM pg_index i
-JOIN pg_class ic ON ic.oid = i.indexrelid
-JOIN pg_namespace n ON n.oid = ic.relnamespace
-WHERE i.indrelid = {_TABLES}
-"""
-
-SEQUENCES_SQL = """
-SELECT s.seqrelid::int8, format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
-       s.seqcycle, d.refobjid::int8, quote_ident(a.attname), d.deptype
-FROM pg_sequence s
-LEFT JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid
-     AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
-LEFT JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-WHERE s.seqrelid IN (SELECT oid FROM rel WHERE relkind = 'S')
-"""
-
-FUNCTIONS_SQL = f"""
-SELECT p.oid::int8, {_display('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')',
-       p.prokind,
-       CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,
-       CASE WHEN p.prokind = 'a' THEN
-            (SELECT ARRAY[a.aggtransfn::regproc::text, format_type(a.aggtranstype, NULL),
-                          NULLIF(a.aggfinalfn, 0)::regproc::text, a.agginitval, NULLIF(a.aggcombinefn, 0)::regproc::text]
-             FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END,
-       {_comment('pg_proc', 'p.oid')}
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_proc', 'p')}
-"""
-
-TRIGGERS_SQL = f"""
-SELECT t.tgrelid::int8, quote_ident(t.tgname), pg_get_triggerdef(t.oid), t.tgenabled, {_comment('pg_trigger', 't.oid')}
-FROM pg_trigger t
-WHERE t.tgrelid = {_TABLES} AND NOT t.tgisinternal
-"""
-
-TYPES_SQL = f"""
-SELECT t.oid::int8, {_display('n.nspname', 't.typname')}, quote_ident(n.nspname) || '.' || quote_ident(t.typname), t.typtype,
-       CASE WHEN t.typtype = 'e' THEN
-            ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid ORDER BY e.enumsortorder) END,
-       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END,
-       t.typnotnull, t.typdefault,
-       CASE WHEN t.typtype = 'd' AND t.typcollation <> (SELECT b.typcollation FROM pg_type b WHERE b.oid = t.typbasetype)
-            THEN (SELECT quote_ident(co.collname) FROM pg_collation co WHERE co.oid = t.typcollation) END,
-       CASE WHEN t.typtype = 'd' THEN
-            ARRAY(SELECT quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid) FROM pg_constraint k
-                  WHERE k.contypid = t.oid ORDER BY k.conname) END,
-       CASE WHEN t.typtype = 'c' THEN
-            ARRAY(SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
-                  FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-                  ORDER BY a.attnum) END,
-       CASE WHEN t.typtype = 'r' THEN
-            (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid) END,
-       {_comment('pg_type', 't.oid')}
-FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_type', 't')}
-  AND (t.typtype IN ('e', 'd', 'r')
-       OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))
-"""
-
-EXTENSIONS_SQL = f"""
-SELECT quote_ident(x.extname), x.extversion, quote_ident(n.nspname), {_comment('pg_extension', 'x.oid')}
-FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace
-WHERE x.extname <> 'plpgsql'
-"""
-
-POLICIES_SQL = f"""
-SELECT p.polrelid::int8, quote_ident(p.polname), p.polpermissive, p.polcmd,
-       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(r)) END
-             FROM unnest(p.polroles) r ORDER BY 1),
-       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
-       {_comment('pg_policy', 'p.oid')}
-FROM pg_policy p
-WHERE p.polrelid = {_TABLES}
-"""
-
-# (name, query, number of columns), in the order _read takes them
-_PARTS = (
-    ("schemas", SCHEMAS_SQL, 3), ("relations", RELATIONS_SQL, 16), ("columns", COLUMNS_SQL, 11),
-    ("constraints", CONSTRAINTS_SQL, 6), ("indexes", INDEXES_SQL, 9), ("sequences", SEQUENCES_SQL, 11),
-    ("functions", FUNCTIONS_SQL, 7), ("triggers", TRIGGERS_SQL, 5), ("types", TYPES_SQL, 13),
-    ("extensions", EXTENSIONS_SQL, 4), ("policies", POLICIES_SQL, 8),
-)
+# part of an extension, with their names. Parts look relations up in it by joining it (linear plans), or
+# with `IN (SELECT oid FROM rel)` (hashed once): never by a join the planner could repeat per row.
+_CTES = f"""rel AS MATERIALIZED (
+    SELECT c.oid, c.relkind, {_display('n.nspname', 'c.relname')} AS display,
+           quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
+           EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS has_parent
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_IN_SCOPE_NAMESPACE}
+      AND c.oid NOT IN (SELECT to_regclass(x) FROM unnest($1::text[]) x WHERE to_regclass(x) IS NOT NULL)
+      AND {_not_extension_member('pg_class', 'c')}
+)"""
+# the parents of a relation: display names, "?" for one out of scope
+_PARENTS = (f"CASE WHEN r.has_parent THEN ARRAY(SELECT CASE WHEN i.inhparent IN (SELECT oid FROM rel) "
+            f"THEN {_display('pn.nspname', 'pc.relname')} ELSE '?' END FROM pg_inherits i "
+            "JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace "
+            "WHERE i.inhrelid = r.oid ORDER BY i.inhseqno) END")
 
 
-def _json_rows(query: str, columns: int) -> str:
-    names = ", ".join(f"c{i}" for i in range(columns))
-    return f"(SELECT coalesce(json_agg(json_build_array({names})), '[]') FROM ({query}) AS q({names}))"
+class _Part(NamedTuple):
+    columns: tuple[str, ...]  # the SELECT list of one row
+    source: str  # FROM … WHERE …
+    order: tuple[int, ...]  # the text columns that name the row, in sort order
 
 
-SNAPSHOT_SQL = (f"WITH rel AS MATERIALIZED ({RELATIONS_IN_SCOPE_SQL})\nSELECT json_build_array(\n"
-                + ",\n".join(_json_rows(query, columns) for _, query, columns in _PARTS) + ")::text")
+_PARTS: dict[str, _Part] = {
+    "schemas": _Part(
+        ("quote_ident(n.nspname)", _comment("pg_namespace", "n.oid")),
+        f"pg_namespace n WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_namespace', 'n')}",
+        (0,)),
+    "relations": _Part(
+        ("r.relkind", "r.display", "r.qualified", "c.relpersistence", "c.relrowsecurity", "c.relforcerowsecurity",
+         "c.relispartition", "CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END",
+         "CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END", _PARENTS,
+         "array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o), ', ')",
+         "CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END", "c.relispopulated",
+         "CASE WHEN c.relkind = 'f' THEN (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft "
+         "JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = c.oid) END",
+         _comment("pg_class", "c.oid"),
+         "ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute a "
+         "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)"),
+        "rel r JOIN pg_class c ON c.oid = r.oid WHERE r.relkind <> 'S'",
+        (1,)),
+    "columns": _Part(
+        ("r.relkind", "r.display", "quote_ident(a.attname)", "format_type(a.atttypid, a.atttypmod)", "a.attnotnull",
+         "pg_get_expr(d.adbin, d.adrelid)", "a.attidentity", "a.attgenerated",
+         "CASE WHEN a.attcollation <> t.typcollation THEN "
+         "CASE WHEN cn.nspname = 'pg_catalog' THEN '' ELSE quote_ident(cn.nspname) || '.' END "
+         "|| quote_ident(co.collname) END",
+         "CASE WHEN r.relkind IN ('r', 'p', 'f') AND r.has_parent THEN NOT a.attislocal END",
+         _comment("pg_class", "a.attrelid", "a.attnum")),
+        """rel r JOIN pg_attribute a ON a.attrelid = r.oid
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        LEFT JOIN pg_collation co ON co.oid = a.attcollation
+        LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
+        WHERE r.relkind <> 'S' AND a.attnum > 0 AND NOT a.attisdropped""",
+        (1, 2)),
+    "constraints": _Part(
+        ("r.relkind", "r.display", "quote_ident(c.conname)", "c.contype", "pg_get_constraintdef(c.oid)",
+         "c.conislocal", _comment("pg_constraint", "c.oid")),
+        "rel r JOIN pg_constraint c ON c.conrelid = r.oid WHERE r.relkind <> 'S'",
+        (1, 2)),
+    "indexes": _Part(
+        ("r.relkind", "r.display", _display("n.nspname", "ic.relname"),
+         "quote_ident(n.nspname) || '.' || quote_ident(ic.relname)", "pg_get_indexdef(i.indexrelid)",
+         "i.indisvalid", "i.indisclustered",
+         "EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = i.indrelid "
+         "AND k.contype IN ('p', 'u', 'x'))",
+         f"(SELECT {_display('pn.nspname', 'pc.relname')} FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent "
+         "JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid)",
+         _comment("pg_class", "i.indexrelid")),
+        """rel r JOIN pg_index i ON i.indrelid = r.oid
+        JOIN pg_class ic ON ic.oid = i.indexrelid
+        JOIN pg_namespace n ON n.oid = ic.relnamespace
+        WHERE r.relkind <> 'S'""",
+        (2,)),
+    "sequences": _Part(
+        ("r.display", "r.qualified", "format_type(s.seqtypid, NULL)", "s.seqstart", "s.seqincrement", "s.seqmin",
+         "s.seqmax", "s.seqcache", "s.seqcycle", "o.relkind", "o.display", "o.column", "o.deptype",
+         "c.relpersistence", _comment("pg_class", "c.oid")),
+        f"""rel r JOIN pg_sequence s ON s.seqrelid = r.oid
+        JOIN pg_class c ON c.oid = r.oid
+        LEFT JOIN LATERAL (
+            SELECT oc.oid, oc.relkind, {_display('on_.nspname', 'oc.relname')} AS display,
+                   quote_ident(a.attname) AS column, d.deptype
+            FROM pg_depend d
+            JOIN pg_class oc ON oc.oid = d.refobjid
+            JOIN pg_namespace on_ ON on_.oid = oc.relnamespace
+            JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+            WHERE d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid AND d.refclassid = 'pg_class'::regclass
+              AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0) o ON true
+        WHERE r.relkind = 'S' AND (o.oid IS NULL OR o.oid IN (SELECT oid FROM rel WHERE relkind <> 'S'))""",
+        (0,)),
+    "functions": _Part(
+        ("p.prokind",
+         f"{_display('n.nspname', 'p.proname')} || '(' || pg_get_function_identity_arguments(p.oid) || ')'",
+         "quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' "
+         "|| pg_get_function_identity_arguments(p.oid) || ')'",
+         "CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END",
+         "CASE WHEN p.prokind = 'a' THEN (SELECT ARRAY[a.aggtransfn::regproc::text, format_type(a.aggtranstype, NULL), "
+         "NULLIF(a.aggfinalfn, 0)::regproc::text, a.agginitval, NULLIF(a.aggcombinefn, 0)::regproc::text] "
+         "FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END",
+         _comment("pg_proc", "p.oid")),
+        f"pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        f"WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_proc', 'p')}",
+        (1,)),
+    "triggers": _Part(
+        ("r.relkind", "r.display", "quote_ident(t.tgname)", "pg_get_triggerdef(t.oid)", "t.tgenabled",
+         _comment("pg_trigger", "t.oid")),
+        "rel r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE r.relkind <> 'S' AND NOT t.tgisinternal",
+        (1, 2)),
+    "types": _Part(
+        ("t.typtype", _display("n.nspname", "t.typname"), "quote_ident(n.nspname) || '.' || quote_ident(t.typname)",
+         "CASE WHEN t.typtype = 'e' THEN ARRAY(SELECT e.enumlabel::text FROM pg_enum e WHERE e.enumtypid = t.oid "
+         "ORDER BY e.enumsortorder) END",
+         "CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END",
+         "t.typnotnull", "t.typdefault",
+         "CASE WHEN t.typtype = 'd' AND t.typcollation <> (SELECT b.typcollation FROM pg_type b "
+         "WHERE b.oid = t.typbasetype) THEN (SELECT quote_ident(co.collname) FROM pg_collation co "
+         "WHERE co.oid = t.typcollation) END",
+         "CASE WHEN t.typtype = 'd' THEN ARRAY(SELECT quote_ident(k.conname) || ' ' || pg_get_constraintdef(k.oid) "
+         "FROM pg_constraint k WHERE k.contypid = t.oid ORDER BY k.conname) END",
+         "CASE WHEN t.typtype = 'c' THEN ARRAY(SELECT quote_ident(a.attname) || ' ' || "
+         "format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 "
+         "AND NOT a.attisdropped ORDER BY a.attnum) END",
+         "CASE WHEN t.typtype = 'r' THEN (SELECT format_type(r.rngsubtype, NULL) FROM pg_range r "
+         "WHERE r.rngtypid = t.oid) END",
+         _comment("pg_type", "t.oid")),
+        f"""pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE {_IN_SCOPE_NAMESPACE} AND {_not_extension_member('pg_type', 't')}
+          AND (t.typtype IN ('e', 'd', 'r')
+               OR (t.typtype = 'c' AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c'))""",
+        (1,)),
+    "extensions": _Part(
+        ("quote_ident(x.extname)", "x.extversion", "quote_ident(n.nspname)", _comment("pg_extension", "x.oid")),
+        "pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace WHERE x.extname <> 'plpgsql'",
+        (0,)),
+    "policies": _Part(
+        ("r.relkind", "r.display", "quote_ident(p.polname)", "p.polpermissive", "p.polcmd",
+         "ARRAY(SELECT CASE WHEN x = 0 THEN 'public' ELSE quote_ident(pg_get_userbyid(x)) END "
+         "FROM unnest(p.polroles) x ORDER BY 1)",
+         "pg_get_expr(p.polqual, p.polrelid)", "pg_get_expr(p.polwithcheck, p.polrelid)",
+         _comment("pg_policy", "p.oid")),
+        "rel r JOIN pg_policy p ON p.polrelid = r.oid WHERE r.relkind <> 'S'",
+        (1, 2)),
+}
+
+
+def _part_sql(part: _Part) -> str:
+    """One part as one text: a JSON array per row, one row per line (JSON text holds no raw newline),
+    ordered by the columns that name the rows."""
+    names = ", ".join(f"c{i}" for i in range(len(part.columns)))
+    order = ", ".join(f'c{i} COLLATE "C"' for i in part.order)
+    return (f"(SELECT coalesce(string_agg(json_build_array({names})::text, E'\\n' ORDER BY {order}), '')\n"
+            f"   FROM (SELECT {', '.join(part.columns)}\n         FROM {part.source}) AS q({names}))")
+
+
+SNAPSHOT_SQL = (f"WITH {_CTES}\nSELECT " + ",\n".join(_part_sql(part) for part in _PARTS.values()))
 
 # Deparsed expressions print constants through their output functions: fix the settings that change them.
 _SESSION_SETTINGS = (
@@ -371,10 +528,14 @@ _SESSION_SETTINGS = (
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
 )
-# The snapshot statement is prepared once per connection; its plan does not depend on the parameters
-# (the excluded names), and planning it costs more than running it on a small schema.
+# The statement is prepared once per connection (by name: an SQL-level PREPARE, so a snapshot is one
+# simple-query message with its transaction around it) and runs with a generic plan: it does not depend
+# on the parameters, and planning it costs more than running it on a small schema.
 _SET_SESSION_SQL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in
                                          (*_SESSION_SETTINGS, ("plan_cache_mode", "force_generic_plan")))
+STATEMENT_NAME = "mercurio_snapshot_" + hashlib.sha256(SNAPSHOT_SQL.encode()).hexdigest()[:12]
+_PREPARE_SQL = f"PREPARE {STATEMENT_NAME} (text[], text[]) AS\n{SNAPSHOT_SQL}"
+_UNDEFINED_PREPARED_STATEMENT = "26000"
 
 POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
 CONSTRAINT_TYPES = {"p": "primary key", "u": "unique", "f": "foreign key", "c": "check", "x": "exclusion",
@@ -384,170 +545,218 @@ FUNCTION_KINDS = {"f": "function", "p": "procedure", "w": "window function", "a"
 TYPE_KINDS = {"e": "enum type", "d": "domain", "c": "composite type", "r": "range type"}
 
 
-@contextmanager
-def catalog_session(conn) -> Iterator[None]:
-    """One consistent, read-only view of the catalog with fixed output settings; leaves the session as it was.
-
-    Inside a caller's transaction (e.g. around a migration) it works in a savepoint instead.
-    """
-    from mercurio_migrate.database import in_failed_or_open_transaction
-
-    nested = in_failed_or_open_transaction(conn) or not conn.autocommit
-    # one message: no parameters, so the simple-query protocol takes both statements at once
-    conn.execute(("SAVEPOINT mercurio_snapshot" if nested else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                 + ";\n" + _SET_SESSION_SQL)
-    try:
-        yield
-    finally:
-        # COMMIT ends a read-only transaction as ROLLBACK would, but psycopg forgets every prepared
-        # statement of the connection on ROLLBACK: the snapshot statement would be prepared every time.
-        conn.execute("ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot" if nested
-                     else "COMMIT")
-
-
 def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = ()) -> Snapshot:
     """Read the schema of the connected database. ``exclude_tables`` are schema-qualified names
     (default: the tool's own tables); their columns, indexes, constraints, triggers, policies and
-    owned sequences are left out with them."""
-    params = {
-        "exclude_tables": list(tool_tables() if exclude_tables is None else exclude_tables),
-        "exclude_schemas": list(exclude_schemas),
-    }
-    with catalog_session(conn):
-        (text,) = conn.execute(SNAPSHOT_SQL, params, prepare=True).fetchone()
-    return _build(dict(zip((name for name, _, _ in _PARTS), json.loads(text))))
+    owned sequences are left out with them.
+
+    One consistent, read-only view of the catalog with fixed output settings, in one round trip; the
+    session is left as it was. Inside a caller's transaction (e.g. around a migration) it works in a
+    savepoint instead.
+    """
+    tables = list(tool_tables() if exclude_tables is None else exclude_tables)
+    execute = f"EXECUTE {STATEMENT_NAME} ({_text_array(conn, tables)}, {_text_array(conn, list(exclude_schemas))})"
+    texts = _run_snapshot(conn, execute)
+    return Snapshot(parts=dict(zip(_PARTS, texts)))
 
 
-def _build(rows: dict[str, list]) -> Snapshot:
-    objects: list[SchemaObject] = []
-    for _oid, name, comment in rows["schemas"]:
-        objects.append(_obj("schema", name, sql_name=name, comment=comment))
+def _text_array(conn, values: list[str]) -> str:
+    from mercurio_migrate.database import literal
 
-    relations: dict[int, SchemaObject] = {}
-    rel_rows = rows["relations"]
-    sequence_rows = {}
-    display_of = {row[0]: row[2] for row in rel_rows}
-    for (oid, relkind, name, qualified, persistence, rls, force_rls, is_partition, partition_key, bound,
-         parents, options, view_def, populated, server, comment) in rel_rows:
-        if relkind == "S":
-            sequence_rows[oid] = (name, qualified, persistence, comment)
-            continue
-        kind = RELATION_KINDS[relkind]
-        attrs: dict[str, Any] = {"comment": comment, "options": options or None}
-        if kind in TABLE_KINDS:
-            attrs.update(persistence={"u": "unlogged", "p": "permanent"}.get(persistence, persistence),
-                         **{"row level security": rls, "forced row level security": force_rls,
-                            "partitioned by": partition_key})
-            parent_names = tuple(display_of.get(p, "?") for p in parents)
-            if is_partition:
-                attrs["partition of"] = parent_names[0] if parent_names else None
-                attrs["partition bound"] = bound
-            elif parent_names:
-                attrs["inherits"] = parent_names
-            if kind == "foreign table":
-                attrs["server"] = server
-        else:
-            attrs["definition"] = view_def
-            if kind == "materialized view":
-                attrs["populated"] = populated
-        relations[oid] = _obj(kind, name, sql_name=qualified, **attrs)
+    return "ARRAY[" + ", ".join(literal(conn, v) for v in values) + "]::text[]"
 
-    columns_by_relation: dict[int, list] = {}
-    for row in rows["columns"]:
-        columns_by_relation.setdefault(row[0], []).append(row)
-    for oid, rel_columns in columns_by_relation.items():
-        rel = relations[oid]
-        rel_columns.sort(key=lambda r: r[2])
-        relations[oid] = _with(rel, **{"column order": tuple(r[1] for r in rel_columns)})
-        has_parent = bool(rel.get("partition of") or rel.get("inherits"))
-        for (_, column, _num, type_, not_null, default, identity, generated, collation, local, comment) in rel_columns:
-            attrs = {"type": type_, "not null": not_null, "collation": collation, "comment": comment}
-            if generated == "s":
-                attrs["generated"] = default
-            else:
-                attrs["default"] = default
-            attrs["identity"] = {"a": "always", "d": "by default"}.get(identity)
-            if has_parent:
-                attrs["inherited"] = not local
-            objects.append(_obj("column", f"{rel.name}.{column}", parent=rel.key, sql_name=column, **attrs))
-    objects.extend(relations.values())
 
-    for relid, name, contype, definition, local, comment in rows["constraints"]:
-        rel = relations[relid]
-        attrs = {"type": CONSTRAINT_TYPES.get(contype, contype), "definition": definition, "comment": comment}
-        if not local:
-            attrs["inherited"] = True
-        objects.append(_obj("constraint", f"{rel.name}.{name}", parent=rel.key, sql_name=name, **attrs))
+def _run_snapshot(conn, execute: str) -> list[str]:
+    """``execute`` (a snapshot statement) inside its read-only transaction or savepoint: its one row."""
+    from mercurio_migrate.database import in_failed_or_open_transaction
 
-    for (relid, name, qualified, definition, valid, clustered, by_constraint, attached_to,
-         comment) in rows["indexes"]:
-        rel = relations[relid]
-        objects.append(_obj("index", name, parent=rel.key, sql_name=qualified, table=rel.name,
-                            definition=definition, valid=valid, clustered=clustered or None,
-                            **{"of constraint": by_constraint or None, "partition of index": attached_to},
-                            comment=comment))
+    if in_failed_or_open_transaction(conn):
+        start = "SAVEPOINT mercurio_snapshot"
+        end = "ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot"
+    else:
+        start, end = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "COMMIT"
+    result = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\n{execute};\n{end}")
+    if isinstance(result, Exception):
+        _one_message(conn, end.replace("COMMIT", "ROLLBACK"))
+        if getattr(result, "sqlstate", None) != _UNDEFINED_PREPARED_STATEMENT:
+            raise result
+        # first snapshot on this connection (or its statements were deallocated): prepare, run again
+        result = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\n{_PREPARE_SQL};\n{execute};\n{end}")
+        if isinstance(result, Exception):
+            _one_message(conn, end.replace("COMMIT", "ROLLBACK"))
+            raise result
+    return result
 
-    for (seqid, type_, start, increment, minimum, maximum, cache, cycle, owner_rel, owner_col,
-         deptype) in rows["sequences"]:
-        name, qualified, persistence, comment = sequence_rows[seqid]
-        owner = relations.get(owner_rel) if owner_rel else None
-        if owner_rel and owner is None:
-            continue  # owned by an excluded table: goes with it
-        owned_by = f"{owner.name}.{owner_col}" if owner else None
-        objects.append(_obj("sequence", name, parent=owner.key if owner else None, sql_name=qualified,
-                            type=type_, start=start, increment=increment, minimum=minimum, maximum=maximum,
-                            cache=cache, cycle=cycle, comment=comment,
-                            persistence="unlogged" if persistence == "u" else "permanent",
-                            **{"owned by": owned_by, "identity": deptype == "i" or None}))
 
-    for (_oid, name, qualified, prokind, definition, aggregate, comment) in rows["functions"]:
-        attrs: dict[str, Any] = {"comment": comment}
-        if prokind == "a":
-            attrs.update(zip(("state function", "state type", "final function", "initial value",
-                              "combine function"), aggregate or ()))
-        else:
-            attrs["definition"] = definition
-        objects.append(_obj(FUNCTION_KINDS.get(prokind, "function"), name, sql_name=qualified, **attrs))
+def _one_message(conn, sql: str) -> list[str] | Exception:
+    """Send ``sql`` as one simple-query message: the values of the last row set that comes back (the
+    snapshot's one row), or the error that stopped the message."""
+    from psycopg import errors, generators, pq
 
-    for relid, name, definition, enabled, comment in rows["triggers"]:
-        rel = relations[relid]
-        objects.append(_obj("trigger", f"{rel.name}.{name}", parent=rel.key, sql_name=name, definition=definition,
-                            enabled=TRIGGER_ENABLED.get(enabled, enabled), comment=comment))
+    conn.pgconn.send_query(sql.encode("utf-8"))
+    last = None
+    for result in conn.wait(generators.execute(conn.pgconn)):
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            return errors.error_from_result(result, encoding=conn.info.encoding)
+        if result.status == pq.ExecStatus.TUPLES_OK:
+            last = result
+    if last is None or not last.ntuples:
+        return []
+    return [bytes(last.get_value(0, i)).decode("utf-8") for i in range(last.nfields)]
 
-    for (_oid, name, qualified, typtype, labels, base, not_null, default, collation, checks, attributes,
-         subtype, comment) in rows["types"]:
-        kind = TYPE_KINDS[typtype]
-        attrs = {"comment": comment}
-        if typtype == "e":
-            attrs["labels"] = tuple(labels)
-        elif typtype == "d":
-            attrs.update(type=base, **{"not null": not_null}, default=default, collation=collation,
-                         constraints=tuple(checks))
-        elif typtype == "c":
-            attrs["attributes"] = tuple(attributes)
-        else:
-            attrs["subtype"] = subtype
-        objects.append(_obj(kind, name, sql_name=qualified, **attrs))
 
-    for name, version, schema, comment in rows["extensions"]:
-        objects.append(_obj("extension", name, sql_name=name, version=version, schema=schema, comment=comment))
+# --- building objects from rows ---------------------------------------------------------------------
+def _relation(row: list) -> SchemaObject:
+    (relkind, name, qualified, persistence, rls, force_rls, is_partition, partition_key, bound, parents,
+     options, view_def, populated, server, comment, columns) = row
+    kind = RELATION_KINDS[relkind]
+    attrs: dict[str, Any] = {"comment": comment, "options": options or None,
+                             "column order": tuple(columns) if columns else None}
+    if kind in TABLE_KINDS:
+        attrs.update(persistence={"u": "unlogged", "p": "permanent"}.get(persistence, persistence),
+                     **{"row level security": rls, "forced row level security": force_rls,
+                        "partitioned by": partition_key})
+        parent_names = tuple(parents or ())
+        if is_partition:
+            attrs["partition of"] = parent_names[0] if parent_names else None
+            attrs["partition bound"] = bound
+        elif parent_names:
+            attrs["inherits"] = parent_names
+        if kind == "foreign table":
+            attrs["server"] = server
+    else:
+        attrs["definition"] = view_def
+        if kind == "materialized view":
+            attrs["populated"] = populated
+    return _obj(kind, name, sql_name=qualified, **attrs)
 
-    for (relid, name, permissive, command, roles, using, check, comment) in rows["policies"]:
-        rel = relations[relid]
-        objects.append(_obj("policy", f"{rel.name}.{name}", parent=rel.key, sql_name=name,
-                            permissive=permissive, command=POLICY_COMMANDS.get(command, command), roles=tuple(roles),
-                            using=using, **{"with check": check}, comment=comment))
-    return Snapshot(tuple(sorted(objects, key=lambda o: (o.kind, o.name))))
+
+_IDENTITY = {"a": "always", "d": "by default"}
+
+
+def _column(row: list) -> SchemaObject:
+    relkind, rel, column, type_, not_null, default, identity, generated, collation, inherited, comment = row
+    attrs = {"type": type_, "not null": not_null, "collation": collation, "comment": comment,
+             "identity": _IDENTITY.get(identity), "inherited": inherited}
+    attrs["generated" if generated == "s" else "default"] = default
+    return _obj("column", f"{rel}.{column}", parent=(RELATION_KINDS[relkind], rel), sql_name=column, **attrs)
+
+
+def _constraint(row: list) -> SchemaObject:
+    relkind, rel, name, contype, definition, local, comment = row
+    return _obj("constraint", f"{rel}.{name}", parent=(RELATION_KINDS[relkind], rel), sql_name=name,
+                type=CONSTRAINT_TYPES.get(contype, contype), definition=definition, comment=comment,
+                inherited=None if local else True)
+
+
+def _index(row: list) -> SchemaObject:
+    relkind, rel, name, qualified, definition, valid, clustered, by_constraint, attached_to, comment = row
+    return _obj("index", name, parent=(RELATION_KINDS[relkind], rel), sql_name=qualified, table=rel,
+                definition=definition, valid=valid, clustered=clustered or None,
+                **{"of constraint": by_constraint or None, "partition of index": attached_to}, comment=comment)
+
+
+def _sequence(row: list) -> SchemaObject:
+    (name, qualified, type_, start, increment, minimum, maximum, cache, cycle, owner_kind, owner, owner_column,
+     deptype, persistence, comment) = row
+    return _obj("sequence", name, parent=(RELATION_KINDS[owner_kind], owner) if owner else None, sql_name=qualified,
+                type=type_, start=start, increment=increment, minimum=minimum, maximum=maximum, cache=cache,
+                cycle=cycle, comment=comment, persistence="unlogged" if persistence == "u" else "permanent",
+                **{"owned by": f"{owner}.{owner_column}" if owner else None, "identity": deptype == "i" or None})
+
+
+_AGGREGATE_ATTRS = ("state function", "state type", "final function", "initial value", "combine function")
+
+
+def _function(row: list) -> SchemaObject:
+    prokind, name, qualified, definition, aggregate, comment = row
+    attrs: dict[str, Any] = {"comment": comment}
+    if prokind == "a":
+        attrs.update(zip(_AGGREGATE_ATTRS, aggregate or ()))
+    else:
+        attrs["definition"] = definition
+    return _obj(FUNCTION_KINDS.get(prokind, "function"), name, sql_name=qualified, **attrs)
+
+
+def _trigger(row: list) -> SchemaObject:
+    relkind, rel, name, definition, enabled, comment = row
+    return _obj("trigger", f"{rel}.{name}", parent=(RELATION_KINDS[relkind], rel), sql_name=name,
+                definition=definition, enabled=TRIGGER_ENABLED.get(enabled, enabled), comment=comment)
+
+
+def _type(row: list) -> SchemaObject:
+    typtype, name, qualified, labels, base, not_null, default, collation, checks, attributes, subtype, comment = row
+    attrs: dict[str, Any] = {"comment": comment}
+    if typtype == "e":
+        attrs["labels"] = tuple(labels)
+    elif typtype == "d":
+        attrs.update(type=base, **{"not null": not_null}, default=default, collation=collation,
+                     constraints=tuple(checks))
+    elif typtype == "c":
+        attrs["attributes"] = tuple(attributes)
+    else:
+        attrs["subtype"] = subtype
+    return _obj(TYPE_KINDS[typtype], name, sql_name=qualified, **attrs)
+
+
+def _policy(row: list) -> SchemaObject:
+    relkind, rel, name, permissive, command, roles, using, check, comment = row
+    return _obj("policy", f"{rel}.{name}", parent=(RELATION_KINDS[relkind], rel), sql_name=name,
+                permissive=permissive, command=POLICY_COMMANDS.get(command, command), roles=tuple(roles),
+                using=using, **{"with check": check}, comment=comment)
+
+
+def _child_key(kind: str) -> Callable[[list], tuple[str, str]]:
+    return lambda row: (kind, f"{row[1]}.{row[2]}")
+
+
+def _rel_parent(row: list) -> tuple[str, str]:
+    return (RELATION_KINDS[row[0]], row[1])
+
+
+# the parts whose rows always belong to a relation
+_RELATION_CHILDREN = ("columns", "constraints", "indexes", "triggers", "policies")
+
+
+def _no_parent(row: list) -> None:
+    return None
+
+
+class _Spec(NamedTuple):
+    key: Callable[[list], tuple[str, str]]  # the key of the object a row becomes, without building it
+    parent: Callable[[list], tuple[str, str] | None]
+    build: Callable[[list], SchemaObject]
+
+
+PART_SPECS: dict[str, _Spec] = {
+    "schemas": _Spec(lambda row: ("schema", row[0]), _no_parent,
+                     lambda row: _obj("schema", row[0], sql_name=row[0], comment=row[1])),
+    "relations": _Spec(lambda row: (RELATION_KINDS[row[0]], row[1]), _no_parent, _relation),
+    "columns": _Spec(_child_key("column"), _rel_parent, _column),
+    "constraints": _Spec(_child_key("constraint"), _rel_parent, _constraint),
+    "indexes": _Spec(lambda row: ("index", row[2]), _rel_parent, _index),
+    "sequences": _Spec(lambda row: ("sequence", row[0]),
+                       lambda row: (RELATION_KINDS[row[9]], row[10]) if row[10] else None, _sequence),
+    "functions": _Spec(lambda row: (FUNCTION_KINDS.get(row[0], "function"), row[1]), _no_parent, _function),
+    "triggers": _Spec(_child_key("trigger"), _rel_parent, _trigger),
+    "types": _Spec(lambda row: (TYPE_KINDS[row[0]], row[1]), _no_parent, _type),
+    "extensions": _Spec(lambda row: ("extension", row[0]), _no_parent,
+                        lambda row: _obj("extension", row[0], sql_name=row[0], version=row[1], schema=row[2],
+                                         comment=row[3])),
+    "policies": _Spec(_child_key("policy"), _rel_parent, _policy),
+}
+
+
+# the part each kind of object comes from
+KIND_PARTS = {"schema": "schemas", **{kind: "relations" for kind in RELATION_KINDS.values()}, "column": "columns",
+              "constraint": "constraints", "index": "indexes", "sequence": "sequences",
+              **{kind: "functions" for kind in FUNCTION_KINDS.values()}, "trigger": "triggers",
+              **{kind: "types" for kind in TYPE_KINDS.values()}, "extension": "extensions", "policy": "policies"}
 
 
 def _obj(kind: str, name: str, *, parent: tuple[str, str] | None = None, sql_name: str = "", **attrs) -> SchemaObject:
     return SchemaObject(kind, name, tuple(sorted((k, v) for k, v in attrs.items() if v is not None)),
                         parent, sql_name)
-
-
-def _with(obj: SchemaObject, **attrs) -> SchemaObject:
-    merged = dict(obj.attrs) | attrs
-    return SchemaObject(obj.kind, obj.name, tuple(sorted(merged.items())), obj.parent, obj.sql_name)
 
 
 # --- canonical DDL ----------------------------------------------------------------------------------

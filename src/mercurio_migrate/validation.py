@@ -95,28 +95,28 @@ class ValidationReport:
 def capture(conn, *, exact_row_threshold: int = 100_000) -> Capture:
     """Schema snapshot and row counts: exact below ``exact_row_threshold`` estimated rows, the estimate above."""
     schema = snapshot.take(conn)
-    tables = [t for t in schema.of_kind("table") if not t.get("partitioned by")]
+    tables = schema.data_table_names()
     if not tables:
         return Capture(schema, {})
-    by_sql_name = {t.sql_name: t for t in tables}
-    estimates = {by_sql_name[name].name: (estimate, size)
-                 for name, estimate, size in conn.execute(ESTIMATES_SQL, (list(by_sql_name),)).fetchall()}
+    sql_names = dict(tables)
+    estimates = {name: (estimate, size) for name, estimate, size in
+                 conn.execute(ESTIMATES_SQL, ([sql_names[name] for name, _ in tables],)).fetchall()}
     counts: dict[str, RowCount] = {}
     to_count = []
-    for table in tables:
-        estimate, size = estimates.get(table.name, (-1, 0))
+    for name, _ in tables:
+        estimate, size = estimates.get(sql_names[name], (-1, 0))
         if size == 0:  # no pages at all: empty, no need to count (most tables a migration run creates)
-            counts[table.name] = RowCount(0, True)
+            counts[name] = RowCount(0, True)
             continue
         small = estimate < exact_row_threshold if estimate >= 0 else size <= UNANALYZED_EXACT_BYTES
         if small:
-            to_count.append(table)
+            to_count.append(name)
         else:
-            counts[table.name] = RowCount(estimate if estimate >= 0 else None, False)
+            counts[name] = RowCount(estimate if estimate >= 0 else None, False)
     if to_count:
-        query = " UNION ALL ".join(f"SELECT {i}, count(*) FROM {t.sql_name}" for i, t in enumerate(to_count))
+        query = " UNION ALL ".join(f"SELECT {i}, count(*) FROM {sql_names[name]}" for i, name in enumerate(to_count))
         for index, rows in conn.execute(query).fetchall():
-            counts[to_count[index].name] = RowCount(rows, True)
+            counts[to_count[index]] = RowCount(rows, True)
     return Capture(schema, dict(sorted(counts.items())))
 
 
@@ -130,11 +130,9 @@ def compare(before: Capture, after: Capture) -> ValidationReport:
         old, new = before.row_counts.get(table), after.row_counts.get(table)
         if old is None or new is None or old.rows != new.rows:
             rows.append(TableRows(table, old, new))
-    foreign_keys = []
-    for constraint in after.schema.of_kind("constraint"):
-        if constraint.get("type") == "foreign key" and before.schema.get("constraint", constraint.name) is None:
-            table = constraint.parent[1] if constraint.parent else ""
-            foreign_keys.append(ForeignKey(table, constraint.sql_name, constraint.get("definition")))
+    foreign_keys = [ForeignKey(c.parent[1] if c.parent else "", c.sql_name, c.get("definition"))
+                    for c in snapshot.new_objects(before.schema, after.schema, "constraint")
+                    if c.get("type") == "foreign key"]
     return ValidationReport(created, dropped, changed, rows, foreign_keys)
 
 

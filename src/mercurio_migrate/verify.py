@@ -14,6 +14,7 @@ stay in place for the fixtures of later migrations.
 
 from __future__ import annotations
 
+import ctypes
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ from mercurio_migrate.errors import ConnectionFailed, MercurioError, MigrationFa
 from mercurio_migrate.layout import Migration, SqlFile, discover
 from mercurio_migrate.redact import redact_url
 from mercurio_migrate.snapshot import Difference, Snapshot
-from mercurio_migrate.sqlscript import Script, parse
+from mercurio_migrate.sqlscript import ParseAhead, Script, parse
 
 SCRATCH_PREFIX = "mercurio_verify_"
 STASH_SCHEMA = "mercurio_verify_stash"
@@ -128,29 +129,142 @@ class DriftReport:
 
 
 # --- the scratch database ---------------------------------------------------------------------------
+class _Failed(Exception):
+    """A maintenance statement failed: its SQLSTATE and message."""
+
+    def __init__(self, sqlstate: str, message: str):
+        super().__init__(message)
+        self.sqlstate, self.message = sqlstate, message
+
+
+class _LibpqSession:
+    """The maintenance session through libpq itself (mercurio_migrate.libpq), without importing psycopg: the
+    server creates the scratch database on the other processor while this process imports psycopg and
+    parses the migrations. It connects to the target database (only to read pg_database and run CREATE and
+    DROP DATABASE, which act on the server); ``open`` gives None whenever that is not possible."""
+
+    PGRES_FATAL_ERROR = 7
+    PG_DIAG_SQLSTATE = ord("C")
+    PG_DIAG_MESSAGE_PRIMARY = ord("M")
+
+    def __init__(self, lib, handle: int):
+        self._lib, self._handle = lib, handle
+
+    @classmethod
+    def open(cls, url: str) -> _LibpqSession | None:
+        from mercurio_migrate import __version__, libpq
+        from mercurio_migrate.database import APPLICATION_NAME
+
+        lib = libpq._library()
+        if lib is None or not hasattr(lib, "PQsendQuery"):
+            return None
+        declarations = {"PQsendQuery": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
+                        "PQgetResult": ([ctypes.c_void_p], ctypes.c_void_p),
+                        "PQresultErrorField": ([ctypes.c_void_p, ctypes.c_int], ctypes.c_char_p),
+                        "PQerrorMessage": ([ctypes.c_void_p], ctypes.c_char_p)}
+        for name, (arguments, result) in declarations.items():
+            function = getattr(lib, name)
+            function.argtypes, function.restype = arguments, result
+        settings = {"dbname": url, "application_name": f"{APPLICATION_NAME} {__version__}", "connect_timeout": "10",
+                    "client_encoding": "UTF8"}
+        keys = (ctypes.c_char_p * (len(settings) + 1))(*(k.encode() for k in settings), None)
+        values = (ctypes.c_char_p * (len(settings) + 1))(*(v.encode() for v in settings.values()), None)
+        handle = lib.PQconnectdbParams(keys, values, 1)
+        if not handle:
+            return None
+        if lib.PQstatus(handle) != libpq.CONNECTION_OK:
+            lib.PQfinish(handle)
+            return None
+        return cls(lib, handle)
+
+    def rows(self, sql: str) -> list[tuple]:
+        self.send(sql)
+        return self.finish()
+
+    def send(self, sql: str) -> None:
+        if not self._lib.PQsendQuery(self._handle, sql.encode("utf-8")):
+            raise _Failed("08000", (self._lib.PQerrorMessage(self._handle) or b"").decode("utf-8", "replace").strip())
+
+    def finish(self) -> list[tuple]:
+        """The rows of the statement sent (text), or _Failed."""
+        lib, failure, rows = self._lib, None, []
+        while result := lib.PQgetResult(self._handle):
+            try:
+                if lib.PQresultStatus(result) == self.PGRES_FATAL_ERROR and failure is None:
+                    field = lib.PQresultErrorField
+                    failure = _Failed((field(result, self.PG_DIAG_SQLSTATE) or b"").decode(),
+                                      (field(result, self.PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace"))
+                for row in range(lib.PQntuples(result)):
+                    rows.append(tuple(None if lib.PQgetisnull(result, row, column) else
+                                      lib.PQgetvalue(result, row, column).decode("utf-8")
+                                      for column in range(lib.PQnfields(result))))
+            finally:
+                lib.PQclear(result)
+        if failure is not None:
+            raise failure
+        return rows
+
+    def close(self) -> None:
+        if self._handle:
+            self._lib.PQfinish(self._handle)
+            self._handle = 0
+
+
+class _PsycopgSession:
+    """The maintenance session through psycopg, on the `postgres` (or `template1`) database of the server."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def rows(self, sql: str) -> list[tuple]:
+        self.send(sql)
+        return self.finish()
+
+    def send(self, sql: str) -> None:
+        self._conn.pgconn.send_query(sql.encode("utf-8"))
+
+    def finish(self) -> list[tuple]:
+        from psycopg import generators, pq
+
+        failure, rows = None, []
+        for result in self._conn.wait(generators.execute(self._conn.pgconn)):
+            if result.status == pq.ExecStatus.FATAL_ERROR and failure is None:
+                failure = _Failed((result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode(),
+                                  (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
+            for row in range(result.ntuples):
+                rows.append(tuple(None if result.get_value(row, c) is None else bytes(result.get_value(row, c)).decode()
+                                  for c in range(result.nfields)))
+        if failure is not None:
+            raise failure
+        return rows
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Scratch:
-    """A scratch database on the target's server, reached through a maintenance connection."""
+    """A scratch database on the target's server, created and dropped through a maintenance session."""
 
     def __init__(self, target_url: str, options: dict[str, str]):
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
         self.target_url = target_url
         self.options = options
-        self._make = make_conninfo
-        self.target_database = conninfo_to_dict(target_url).get("dbname")
         self.name = SCRATCH_PREFIX + secrets.token_hex(6)
-        self.maintenance = self._maintenance_connection()
         self.created: list[str] = []
         self._pending: str | None = None  # a database being created (create(wait=False))
+        self._on_target = True  # the maintenance session is connected to the target database
+        self.maintenance = _LibpqSession.open(target_url) or self._maintenance_connection()
 
     def url(self, database: str | None = None) -> str:
-        return self._make(self.target_url, dbname=database or self.name)
+        from psycopg.conninfo import make_conninfo
 
-    def _maintenance_connection(self):
+        return make_conninfo(self.target_url, dbname=database or self.name)
+
+    def _maintenance_connection(self) -> _PsycopgSession:
         failure: ConnectionFailed | None = None
+        self._on_target = False
         for database in MAINTENANCE_DATABASES:
             try:
-                return connect(self.url(database))
+                return _PsycopgSession(connect(self.url(database)))
             except ConnectionFailed as exc:
                 failure = failure or exc
         raise ConnectionFailed(
@@ -158,8 +272,8 @@ class Scratch:
             hint="verify, drift and dump need a connection to the `postgres` maintenance database of the same server.")
 
     def create(self, name: str | None = None, *, template: str | None = None, wait: bool = True) -> str:
-        """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (parsing the
-        migrations), and the first connection to it, or close(), waits for it."""
+        """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing psycopg,
+        parsing the migrations), and the first connection to it, or close(), waits for it."""
         name = name or self.name
         quoted = _ident(name)
         if template:
@@ -168,7 +282,7 @@ class Scratch:
         else:
             statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
         self._wait()
-        self.maintenance.pgconn.send_query(statement.encode("utf-8"))
+        self.maintenance.send(statement)
         self._pending = name
         if wait:
             self._wait()
@@ -176,48 +290,55 @@ class Scratch:
 
     def _wait(self) -> None:
         """Finish the CREATE DATABASE sent by create(), raising its error."""
-        import psycopg
-        from psycopg import generators, pq
-
         name, self._pending = self._pending, None
         if name is None:
             return
-        for result in self.maintenance.wait(generators.execute(self.maintenance.pgconn)):
-            if result.status != pq.ExecStatus.FATAL_ERROR:
-                continue
-            error = psycopg.errors.error_from_result(result, encoding=self.maintenance.info.encoding)
-            if isinstance(error, psycopg.errors.InsufficientPrivilege):
+        try:
+            self.maintenance.finish()
+        except _Failed as failure:
+            if failure.sqlstate == "42501":
                 raise MercurioError(
-                    f"cannot create the scratch database {name} on {redact_url(self.url('postgres'))}: permission "
+                    f"cannot create the scratch database {name} on {redact_url(self.target_url)}: permission "
                     "denied", hint="The role needs CREATEDB (ALTER ROLE … CREATEDB), or run against the embedded "
-                                   "server by leaving DATABASE_URL unset.")
-            raise error
+                                   "server by leaving DATABASE_URL unset.") from None
+            raise MercurioError(f"cannot create the scratch database {name} on {redact_url(self.target_url)}: "
+                                f"{failure.message}") from None
         self.created.append(name)
 
     def _locale_clause(self) -> str:
         """The target's encoding and collation, so deparsed text and sorting match it."""
-        if not self.target_database:
+        if self._on_target:
+            where = "datname = current_database()"
+        else:
+            from psycopg.conninfo import conninfo_to_dict
+
+            target = conninfo_to_dict(self.target_url).get("dbname")
+            if not target:
+                return ""
+            where = f"datname = {_literal(target)}"
+        rows = self.maintenance.rows(f"SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
+                                     f"WHERE {where}")
+        if not rows:
             return ""
-        row = self.maintenance.execute(
-            "SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = %s",
-            (self.target_database,)).fetchone()
-        if row is None:
-            return ""
-        encoding, collate, ctype = (str(v).replace("'", "''") for v in row)
+        encoding, collate, ctype = (str(v).replace("'", "''") for v in rows[0])
         return f" ENCODING '{encoding}' LC_COLLATE '{collate}' LC_CTYPE '{ctype}'"
 
     def drop(self, name: str) -> None:
         self._let_sessions_end(name)
-        self.maintenance.execute(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+        try:
+            self.maintenance.rows(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+        except _Failed as failure:
+            raise MercurioError(f"cannot drop the scratch database {name}: {failure.message}",
+                                hint=f"Drop it by hand: DROP DATABASE {_ident(name)} WITH (FORCE);") from None
         if name in self.created:
             self.created.remove(name)
 
     def _let_sessions_end(self, name: str) -> None:
         """Give the sessions we just closed on ``name`` a moment to end. CREATE DATABASE … TEMPLATE and DROP
         DATABASE wait for a database's sessions in steps of 100 ms, while a closed session ends in about one."""
+        query = f"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = {_literal(name)})"
         for _ in range(50):
-            if not self.maintenance.execute("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = %s)",
-                                            (name,)).fetchone()[0]:
+            if self.maintenance.rows(query)[0][0] in ("f", "false"):
                 return
             time.sleep(0.002)
 
@@ -234,6 +355,11 @@ class Scratch:
         self._wait()
         # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.
         return connect(self.url(name), options=self.options | {"synchronous_commit": "off"})
+
+
+def _literal(text: str) -> str:
+    """A string literal for the maintenance session (database names: ours, or the target's)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:
@@ -267,10 +393,12 @@ class _Runner:
         if event.kind == "warning" and event.message not in self.warnings:
             self.warnings.append(event.message)
 
-    def parse(self, migrations: list[Migration]) -> tuple[dict[str, Script], dict[str, Script]]:
-        """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early."""
+    def parse(self, migrations: list[Migration], ahead: ParseAhead | None = None
+              ) -> tuple[dict[str, Script], dict[str, Script]]:
+        """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early.
+        ``ahead``: parse_ahead(migrations), started before the scratch database and psycopg."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
-        scripts = self.engine._parse_all(pairs)
+        scripts = self.engine._parse_all(pairs, ahead)
         up = {m.version: s for m, s in zip(migrations, scripts)}
         down = {m.version: s for (m, _), s in zip(pairs[len(migrations):], scripts[len(migrations):])}
         return up, down
@@ -282,6 +410,12 @@ class _Runner:
         except MigrationFailed as failure:
             return failure
         return None
+
+
+def parse_ahead(migrations: list[Migration]) -> ParseAhead:
+    """Their migration.sql and rollback.sql parsed by a child process on the other processor, while this
+    one creates the scratch database and imports psycopg (see sqlscript.ParseAhead)."""
+    return ParseAhead([f.text for m in migrations for f in (m.migration, m.rollback) if f])
 
 
 def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration]:
@@ -303,9 +437,10 @@ def verify(engine: Engine, *, to: str | None = None, data: bool = False, strict:
            keep: bool = False) -> VerifyReport:
     found = discover(engine.settings.migrations_dir)
     migrations = _select(found.migrations, to)
+    ahead = parse_ahead(migrations)
     with scratch_database(engine, keep=keep) as scratch:
         runner = _Runner(engine, scratch)
-        up, down = runner.parse(migrations)
+        up, down = runner.parse(migrations, ahead)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
                               [str(w) for w in found.warnings])
         _Verification(runner, scratch, report, up, down).run(migrations)
@@ -500,7 +635,7 @@ def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) ->
 
 def _data_tables(snap: Snapshot) -> list[snapshot.SchemaObject]:
     """Tables holding rows of their own (a partitioned parent's rows are its partitions')."""
-    return [t for t in snap.of_kind("table") if not t.get("partitioned by")]
+    return snap.data_tables()
 
 
 def _lit(text: str) -> str:
@@ -599,9 +734,10 @@ def _declared(text: str, warning: str) -> str:
 
 
 # --- drift and dump -----------------------------------------------------------------------------------
-def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migration], warnings: list[str]) -> Snapshot:
+def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migration], warnings: list[str],
+                      ahead: ParseAhead | None = None) -> Snapshot:
     runner = _Runner(engine, scratch)
-    up, _ = runner.parse(migrations)
+    up, _ = runner.parse(migrations, ahead)
     conn = scratch.connect()
     try:
         runner.engine.ensure_tables(conn)
@@ -633,8 +769,9 @@ def drift(engine: Engine) -> DriftReport:
             warnings.append(f"{state.version}_{state.name}: {', '.join(state.drifted_files)} changed since it was "
                             "applied; the expected schema is built from today's files")
     migrations = [on_disk[v] for v in sorted(applied)]
+    ahead = parse_ahead(migrations)
     with scratch_database(engine) as scratch:
-        expected = _migrated_scratch(engine, scratch, migrations, warnings)
+        expected = _migrated_scratch(engine, scratch, migrations, warnings, ahead)
     return DriftReport(redact_url(engine.database_url()), [m.id for m in migrations],
                        snapshot.diff(expected, actual), warnings)
 
@@ -647,6 +784,7 @@ def dump(engine: Engine, *, to: str | None = None, live: bool = False) -> tuple[
         with engine.session(lock=False) as conn:
             return snapshot.to_sql(snapshot.take(conn)), warnings
     migrations = _select(found.migrations, to)
+    ahead = parse_ahead(migrations)
     with scratch_database(engine) as scratch:
-        built = _migrated_scratch(engine, scratch, migrations, warnings)
+        built = _migrated_scratch(engine, scratch, migrations, warnings, ahead)
     return snapshot.to_sql(built), warnings

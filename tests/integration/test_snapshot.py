@@ -187,20 +187,25 @@ class CountingConnection:
         return getattr(self.conn, name)
 
 
-def test_a_fixed_number_of_queries_whatever_the_number_of_objects(db):
+def test_a_fixed_number_of_queries_whatever_the_number_of_objects(db, monkeypatch):
+    messages = []  # the snapshot's own simple-query messages
+    real = snapshot._one_message
+    monkeypatch.setattr(snapshot, "_one_message", lambda conn, sql: messages.append(sql) or real(conn, sql))
+
+    def count(work):
+        conn = CountingConnection(db)
+        before = len(messages)
+        work(conn)
+        return conn.queries + len(messages) - before
+
     db.execute("CREATE TABLE t0 (id int PRIMARY KEY)")
-    small = CountingConnection(db)
-    take(small)
-    small_capture = CountingConnection(db)
-    validation.capture(small_capture)
+    take(db)  # the first snapshot of a connection also prepares the statement
+    small, small_capture = count(take), count(validation.capture)
     db.execute("".join(f"CREATE TABLE t{i} (id serial PRIMARY KEY, v text DEFAULT 'x'); "
                        f"CREATE INDEX ON t{i} (v); COMMENT ON TABLE t{i} IS 'n';" for i in range(1, 40)))
-    large = CountingConnection(db)
-    assert len(take(large).of_kind("table")) == 40
-    large_capture = CountingConnection(db)
-    validation.capture(large_capture)
-    assert large.queries == small.queries
-    assert large_capture.queries == small_capture.queries
+    assert len(take(db).of_kind("table")) == 40
+    assert count(take) == small == 1
+    assert count(validation.capture) == small_capture
 
 
 def test_snapshot_inside_an_open_transaction_leaves_it_usable(db):
@@ -231,3 +236,66 @@ def test_dump_replays_into_an_equal_schema(db, other_url):
         other.execute(snapshot.to_sql(original))
         replayed = take(other)
     assert [str(d) for d in diff(original, replayed)] == []
+
+
+def as_objects(snap: snapshot.Snapshot) -> snapshot.Snapshot:
+    """The same snapshot without its raw parts: diff then compares built objects, the slow way."""
+    return snapshot.Snapshot(snap.objects)
+
+
+def test_raw_and_built_snapshots_give_the_same_differences(db):
+    db.execute(EVERY_KIND)
+    before = take(db)
+    for statement, _ in CHANGES:
+        db.execute("BEGIN")
+        db.execute(statement)
+        after = take(db)
+        db.execute("ROLLBACK")
+        fast = diff(before, after)
+        assert fast == diff(as_objects(before), as_objects(after)), statement
+        assert [d.as_dict() for d in diff(after, before)] == [d.as_dict() for d in
+                                                               diff(as_objects(after), as_objects(before))]
+
+
+def test_equal_schemas_are_equal_as_text_whatever_the_order_of_creation(db, other_url):
+    db.execute("CREATE TABLE b (id int PRIMARY KEY, x text DEFAULT 'x'); CREATE TABLE a (id int REFERENCES b);"
+               "CREATE INDEX idx_a ON a (id); COMMENT ON COLUMN b.x IS 'ex'")
+    with psycopg.connect(other_url, autocommit=True) as other:
+        other.execute("CREATE TABLE a (id int); CREATE TABLE b (x text DEFAULT 'x');"
+                      "ALTER TABLE b ADD COLUMN id int PRIMARY KEY; ALTER TABLE a ADD FOREIGN KEY (id) REFERENCES b;"
+                      "COMMENT ON COLUMN b.x IS 'ex'; CREATE INDEX idx_a ON a (id)")
+        second = take(other)
+    first = take(db)
+    assert [p for p in snapshot.PART_SPECS if first._parts[p] != second._parts[p]] == ["relations"]
+    assert [str(d) for d in diff(first, second)] == ["table b: column order (id, x) -> (x, id)"]
+
+
+def test_one_change_among_many_objects_is_found_row_by_row(db):
+    db.execute("".join(f"CREATE TABLE t{i:03d} (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL, "
+                       f"v text DEFAULT 'x'); CREATE INDEX ON t{i:03d} (tenant_id, v);" for i in range(150)))
+    before = take(db)
+    db.execute("ALTER TABLE t077 ALTER COLUMN v SET DEFAULT 'y'; COMMENT ON INDEX t140_tenant_id_v_idx IS 'hot';"
+               "ALTER TABLE t003 RENAME COLUMN tenant_id TO owner_id; DROP TABLE t099; CREATE TABLE t150 (id int)")
+    after = take(db)
+    expected = diff(as_objects(before), as_objects(after))
+    assert diff(before, after) == expected
+    assert [str(d) for d in expected] == [
+        "column t003.tenant_id: removed",
+        "table t099: removed",
+        "column t003.owner_id: added",
+        "table t150: added",
+        "column t077.v: default 'x'::text -> 'y'::text",
+        "index t003_tenant_id_v_idx: definition CREATE INDEX t003_tenant_id_v_idx ON public.t003 USING btree "
+        "(tenant_id, v) -> CREATE INDEX t003_tenant_id_v_idx ON public.t003 USING btree (owner_id, v)",
+        "index t140_tenant_id_v_idx: comment none -> hot",
+    ]
+
+
+def test_a_fresh_database_lists_only_its_new_top_level_objects(db, other_url):
+    db.execute("CREATE SEQUENCE loose; CREATE TABLE t (id serial PRIMARY KEY, v text); CREATE INDEX ON t (v)")
+    after = take(db)
+    with psycopg.connect(other_url, autocommit=True) as other:
+        empty = take(other)
+    assert [str(d) for d in diff(empty, after)] == ["sequence loose: added", "table t: added"]
+    assert diff(empty, after) == diff(as_objects(empty), as_objects(after))
+    assert [str(d) for d in diff(after, empty)] == ["sequence loose: removed", "table t: removed"]

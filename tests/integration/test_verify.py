@@ -272,3 +272,41 @@ def test_a_failing_fixture_is_reported_with_its_file_line_and_column(cli, tmp_pa
     assert result.returncode == 1
     assert "fixture.sql of 20250101_000000_t failed:" in result.stdout + result.stderr
     assert "20250101_000000_t/fixture.sql:2:13: relation \"nope\" does not exist" in result.stdout + result.stderr
+
+
+def test_scratch_database_without_the_target_database_or_the_libpq_path(database_url, db, tmp_path, monkeypatch):
+    """The maintenance session runs through libpq on the target database; without that database (or without
+    libpq, MERCURIO_NO_LIBPQ_FASTPATH) through psycopg on `postgres`: the same findings either way."""
+    from mercurio_migrate import libpq
+
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "CREATE INDEX idx_x ON a (note); CREATE TABLE c (id int);", "DROP TABLE c;")
+    expected = [f"index idx_x left behind by rollback of {B}"]
+    assert errors(verify(engine_for(database_url, tmp_path)))[:1] == expected
+    missing = database_url.replace("/t_", "/never_created_", 1)
+    assert errors(verify(engine_for(missing, tmp_path)))[:1] == expected
+    monkeypatch.setenv("MERCURIO_NO_LIBPQ_FASTPATH", "1")
+    libpq._library.cache_clear()
+    try:
+        assert errors(verify(engine_for(database_url, tmp_path)))[:1] == expected
+    finally:
+        monkeypatch.delenv("MERCURIO_NO_LIBPQ_FASTPATH")
+        libpq._library.cache_clear()
+    leftovers = db.execute("SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'").fetchall()
+    assert leftovers == []
+
+
+def test_scratch_database_without_createdb_says_what_the_role_needs(database_url, db, tmp_path):
+    from mercurio_migrate.errors import MercurioError
+
+    db.execute("DROP ROLE IF EXISTS verify_no_createdb; CREATE ROLE verify_no_createdb LOGIN")
+    base_table(tmp_path)
+    url = database_url.replace("postgresql://postgres@", "postgresql://verify_no_createdb@", 1)
+    try:
+        verify(engine_for(url, tmp_path))
+    except MercurioError as exc:
+        assert "permission denied" in exc.message and "CREATEDB" in exc.hint
+    else:
+        raise AssertionError("verify ran without CREATEDB")
+    finally:
+        db.execute("DROP ROLE verify_no_createdb")
