@@ -26,34 +26,60 @@ BEGIN
 END
 $$;
 
--- Phone digits as E.164 wants them: every digit, an international 00 prefix dropped unless a + leads
-CREATE FUNCTION pii_phone_digits(value TEXT) RETURNS TEXT
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+-- Fingerprints are computed over a canonical form (pii.normalize is the same in Python):
+--   * ASCII whitespace (space, tab, LF, CR, FF, VT) trimmed, ASCII letters lower-cased;
+--   * a value made only of digits, spaces, dots, dashes and parentheses, with an optional leading +, and
+--     7 to 15 digits once an international 00 prefix is dropped (unless a + leads) is a phone number and
+--     becomes E.164: + and its digits.
+-- Example 4's identity_link join evaluates the fingerprint of a legacy user's e-mail and phone once per
+-- candidate lead of its workspace, not once per user, so this work repeats for every pair: the common case
+-- (an e-mail) costs a strpos(), a lower() and a byte trim, and only phone-shaped values pay for more.
+
+-- E.164 form of a trimmed value that pii_normalize_utf8 found shaped like a phone number, else the value
+-- as given (it has no letters to lower-case). PL/pgSQL for its variable: a single SQL expression would
+-- repeat the digit extraction at each use. replace() rather than translate(): several times fewer
+-- instructions on these short strings.
+CREATE FUNCTION pii_phone_e164(value TEXT) RETURNS TEXT
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+DECLARE
+    digits TEXT := replace(replace(replace(replace(replace(replace(value, ' ', ''), '.', ''), '-', ''), '(', ''),
+                                   ')', ''), '+', '');
+BEGIN
+    RETURN CASE
+        WHEN left(value, 1) <> '+' AND left(digits, 2) = '00'
+        THEN CASE WHEN octet_length(digits) BETWEEN 9 AND 17 THEN '+' || substr(digits, 3) ELSE value END
+        WHEN octet_length(digits) BETWEEN 7 AND 15 THEN '+' || digits
+        ELSE value
+    END;
+END
+$$;
+
+-- The canonical form as the UTF-8 bytes HMAC-SHA256 takes. A single SQL expression, so the planner
+-- inlines it into hmac_sha256 and its callers; not STRICT because PostgreSQL does not inline a STRICT
+-- function whose body holds a CASE (a NULL input still gives NULL).
+--   * No @ and the phone shape, allowing the whitespace around it: trim, then pii_phone_e164. (A value
+--     that matches only thanks to its spaces, such as ' + ', has no digits and comes back trimmed.)
+--   * Otherwise lower(... COLLATE "C"), which folds ASCII letters only whatever the database collation
+--     (translate() would do the same, about ten times slower), then the whitespace trimmed as bytes:
+--     btrim() on text walks every character of a multibyte string, and those ASCII bytes never occur
+--     inside a UTF-8 sequence. E'\x0B' is the vertical tab (E'\v' would be the letter v).
+CREATE FUNCTION pii_normalize_utf8(value TEXT) RETURNS BYTEA
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT CASE
-        WHEN left(value, 1) <> '+' AND regexp_replace(value, '[^0-9]', '', 'g') LIKE '00%'
-        THEN substr(regexp_replace(value, '[^0-9]', '', 'g'), 3)
-        ELSE regexp_replace(value, '[^0-9]', '', 'g')
+        WHEN strpos(value, '@') = 0 AND value ~ '^[ \t\n\r\f\v]*\+?[0-9 ().-]+[ \t\n\r\f\v]*$'
+        THEN convert_to(pii_phone_e164(btrim(value, E' \t\n\r\f\x0B')), 'UTF8')
+        ELSE btrim(convert_to(lower(value COLLATE "C"), 'UTF8'), '\x20090a0d0c0b'::BYTEA)
     END
 $$;
 
--- Trim and ASCII-lower-case always; a value made only of digits, spaces, dots, dashes, parentheses and
--- an optional leading + with 7 to 15 digits is a phone number and becomes E.164 (+ and its digits).
--- lower() under the "C" collation folds ASCII letters only: the result does not depend on the database's
--- collation and equals pii.py's (translate() would do the same, about ten times slower).
--- Single-expression SQL functions, so the planner inlines them: Example 4 evaluates fingerprints once per
--- candidate pair of its identity_link join, and a function call per evaluation would dominate its run time.
--- Not declared STRICT because PostgreSQL does not inline a STRICT function whose body holds a CASE; a NULL
--- input still gives NULL.
+-- The canonical form as text, for people and tests: STABLE, not IMMUTABLE, because convert_to and
+-- convert_from are STABLE and an IMMUTABLE body with a STABLE call is never inlined
 CREATE FUNCTION pii_normalize(value TEXT) RETURNS TEXT
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT CASE
-        WHEN btrim(value, E' \t\n\r\f\v') ~ '^\+?[0-9 ().-]+$'
-             AND length(pii_phone_digits(btrim(value, E' \t\n\r\f\v'))) BETWEEN 7 AND 15
-        THEN '+' || pii_phone_digits(btrim(value, E' \t\n\r\f\v'))
-        ELSE lower(btrim(value, E' \t\n\r\f\v') COLLATE "C")
-    END
+    SELECT convert_from(pii_normalize_utf8(value), 'UTF8')
 $$;
 
 -- Key ids are a keyed hash of the key, so a ciphertext names its key without revealing it
@@ -100,23 +126,64 @@ $$;
 CREATE FUNCTION hmac_sha256(value TEXT, key TEXT) RETURNS VARCHAR(64)
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT encode(hmac(convert_to(pii_normalize(value), 'UTF8'), convert_to(key, 'UTF8'), 'sha256'), 'hex')::VARCHAR(64)
+    SELECT encode(hmac(pii_normalize_utf8(value), convert_to(key, 'UTF8'), 'sha256'), 'hex')::VARCHAR(64)
+$$;
+
+-- The current key's derived material, computed once per transaction instead of three HMACs per
+-- encrypt_pii call: bytes 1-12 the header 'v1.<key_id>.', 13-44 the enc key, 45-76 the mac key. It is kept,
+-- hex-encoded, in the transaction-local setting mercurio.pii_key_cache, and the key it was derived from in
+-- mercurio.pii_key_cache_key, so a changed mercurio.pii_key is never served stale material. Both hold
+-- nothing the session's mercurio.pii_key does not already give (whoever can read one can read the other,
+-- and derive the rest in microseconds); they are never stored or logged, and COMMIT or ROLLBACK discards
+-- them, so they never outlive the transaction that used the key.
+-- STABLE like the key it reads: filling the cache changes nothing any query sees but the cache.
+CREATE FUNCTION pii_derive_key_material(key TEXT) RETURNS BYTEA
+LANGUAGE plpgsql STABLE STRICT
+AS $$
+DECLARE
+    material BYTEA := convert_to('v1.' || pii_key_id(key) || '.', 'UTF8') || pii_subkey(key, 'enc')
+                      || pii_subkey(key, 'mac');
+BEGIN
+    PERFORM set_config('mercurio.pii_key_cache', encode(material, 'hex'), true),
+            set_config('mercurio.pii_key_cache_key', key, true);
+    RETURN material;
+END
+$$;
+
+-- Inlined into its callers, so a cache hit costs three setting look-ups, a comparison and a hex decoding
+CREATE FUNCTION pii_key_material() RETURNS BYTEA
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE
+        WHEN current_setting('mercurio.pii_key_cache_key', true) = pii_current_key()
+        THEN decode(current_setting('mercurio.pii_key_cache', true), 'hex')
+        ELSE pii_derive_key_material(pii_current_key())
+    END
+$$;
+
+-- encrypt_pii's body, with the IV as an argument so that encrypt_pii can be a SQL function the planner
+-- inlines: a VOLATILE PL/pgSQL function takes a fresh snapshot for every expression it evaluates, which
+-- cost more than the AES. Only encrypt_pii calls it, always with 16 fresh random bytes.
+CREATE FUNCTION pii_encrypt_with_iv(plaintext TEXT, iv BYTEA) RETURNS TEXT
+LANGUAGE plpgsql STABLE STRICT
+AS $$
+DECLARE
+    material BYTEA := pii_key_material();
+    body BYTEA := iv || encrypt_iv(convert_to(plaintext, 'UTF8'), substring(material FROM 13 FOR 32), iv,
+                                   'aes-cbc/pad:pkcs');
+BEGIN
+    -- replace(), not translate(): the same result, several times faster on a long string
+    RETURN convert_from(substring(material FROM 1 FOR 12), 'UTF8') || replace(
+        encode(body || hmac(substring(material FROM 1 FOR 12) || body, substring(material FROM 45 FOR 32), 'sha256'),
+               'base64'),
+        E'\n', '');
+END
 $$;
 
 CREATE FUNCTION encrypt_pii(plaintext TEXT) RETURNS TEXT
-LANGUAGE plpgsql VOLATILE STRICT
+LANGUAGE sql VOLATILE STRICT
 AS $$
-DECLARE
-    key TEXT := pii_current_key();
-    header TEXT := 'v1.' || pii_key_id(key) || '.';
-    iv BYTEA := gen_random_bytes(16);
-    body BYTEA;
-BEGIN
-    body := encrypt_iv(convert_to(plaintext, 'UTF8'), pii_subkey(key, 'enc'), iv, 'aes-cbc/pad:pkcs');
-    RETURN header || translate(
-        encode(iv || body || hmac(convert_to(header, 'UTF8') || iv || body, pii_subkey(key, 'mac'), 'sha256'), 'base64'),
-        E'\n', '');
-END
+    SELECT pii_encrypt_with_iv(plaintext, gen_random_bytes(16))
 $$;
 
 CREATE FUNCTION decrypt_pii(ciphertext TEXT) RETURNS TEXT
@@ -124,8 +191,10 @@ LANGUAGE plpgsql STABLE STRICT
 AS $$
 DECLARE
     parts TEXT[] := string_to_array(ciphertext, '.');
+    material BYTEA;
     candidate TEXT;
-    key TEXT;
+    enc_key BYTEA;
+    mac_key BYTEA;
     raw BYTEA;
     iv BYTEA;
     body BYTEA;
@@ -139,16 +208,22 @@ BEGIN
     IF parts[1] <> 'v1' THEN
         RAISE EXCEPTION 'unsupported PII ciphertext version %', parts[1];
     END IF;
-    FOREACH candidate IN ARRAY array_prepend(
-        pii_current_key(),
-        string_to_array(nullif(current_setting('mercurio.pii_old_keys', true), ''), ','))
-    LOOP
-        IF pii_key_id(candidate) = parts[2] THEN
-            key := candidate;
-            EXIT;
-        END IF;
-    END LOOP;
-    IF key IS NULL THEN
+    material := pii_key_material();
+    IF substring(material FROM 4 FOR 8) = convert_to(parts[2], 'UTF8') THEN
+        enc_key := substring(material FROM 13 FOR 32);
+        mac_key := substring(material FROM 45 FOR 32);
+    ELSE
+        FOREACH candidate IN ARRAY COALESCE(
+            string_to_array(nullif(current_setting('mercurio.pii_old_keys', true), ''), ','), '{}')
+        LOOP
+            IF pii_key_id(candidate) = parts[2] THEN
+                enc_key := pii_subkey(candidate, 'enc');
+                mac_key := pii_subkey(candidate, 'mac');
+                EXIT;
+            END IF;
+        END LOOP;
+    END IF;
+    IF mac_key IS NULL THEN
         RAISE EXCEPTION 'no PII key with id % is configured', parts[2]
             USING HINT = 'Add the retired key to MERCURIO_PII_OLD_KEYS (comma-separated).';
     END IF;
@@ -163,12 +238,12 @@ BEGIN
     iv := substring(raw FROM 1 FOR 16);
     body := substring(raw FROM 17 FOR length(raw) - 48);
     tag := substring(raw FROM length(raw) - 31);
-    expected := hmac(convert_to('v1.' || parts[2] || '.', 'UTF8') || iv || body, pii_subkey(key, 'mac'), 'sha256');
+    expected := hmac(convert_to('v1.' || parts[2] || '.', 'UTF8') || iv || body, mac_key, 'sha256');
     -- Comparing keyed hashes of both tags under a random key hides where they differ (no timing oracle)
     IF hmac(expected, blind, 'sha256') <> hmac(tag, blind, 'sha256') THEN
         RAISE EXCEPTION 'PII ciphertext failed authentication (tampered, or encrypted under another key with the same id)';
     END IF;
-    RETURN convert_from(decrypt_iv(body, pii_subkey(key, 'enc'), iv, 'aes-cbc/pad:pkcs'), 'UTF8');
+    RETURN convert_from(decrypt_iv(body, enc_key, iv, 'aes-cbc/pad:pkcs'), 'UTF8');
 END
 $$;
 

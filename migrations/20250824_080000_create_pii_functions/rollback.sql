@@ -5,6 +5,9 @@ BEGIN;
 
 DROP FUNCTION IF EXISTS decrypt_pii(TEXT);
 DROP FUNCTION IF EXISTS encrypt_pii(TEXT);
+DROP FUNCTION IF EXISTS pii_encrypt_with_iv(TEXT, BYTEA);
+DROP FUNCTION IF EXISTS pii_key_material();
+DROP FUNCTION IF EXISTS pii_derive_key_material(TEXT);
 DROP FUNCTION IF EXISTS hmac_sha256(TEXT, TEXT);
 DROP FUNCTION IF EXISTS get_hmac_key();
 DROP FUNCTION IF EXISTS pii_current_key();
@@ -12,7 +15,8 @@ DROP FUNCTION IF EXISTS pii_missing_key(TEXT, TEXT);
 DROP FUNCTION IF EXISTS pii_subkey(TEXT, TEXT);
 DROP FUNCTION IF EXISTS pii_key_id(TEXT);
 DROP FUNCTION IF EXISTS pii_normalize(TEXT);
-DROP FUNCTION IF EXISTS pii_phone_digits(TEXT);
+DROP FUNCTION IF EXISTS pii_normalize_utf8(TEXT);
+DROP FUNCTION IF EXISTS pii_phone_e164(TEXT);
 
 -- Remove pgcrypto only when the migration installed it (its comment says so)
 DO $$

@@ -29,6 +29,15 @@ HMAC_KEY = "h" * 40
         ("12345", "12345"),  # too few digits for a phone number
         ("1234567890123456", "1234567890123456"),  # too many
         ("call 555 0100", "call 555 0100"),
+        ("vince@x.cv", "vince@x.cv"),  # a v at either end is a letter, not the vertical tab
+        ("\x0bAda@Example.com\x0b", "ada@example.com"),  # the vertical tab is whitespace
+        ("  ", ""),
+        (" + ", "+"),  # phone-shaped only with its spaces, and no digits
+        ("0012345678", "+12345678"),
+        ("00123456", "00123456"),  # six digits once 00 is dropped: not a phone number
+        ("+0012345678", "+0012345678"),  # a leading + keeps the 00
+        ("1\t555 0100 99", "1\t555 0100 99"),  # a tab is not a phone separator
+        ("+1 555 0100@x", "+1 555 0100@x"),
     ],
 )
 def test_normalize(raw, expected):
