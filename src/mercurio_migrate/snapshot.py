@@ -73,8 +73,10 @@ class Snapshot:
     made from objects (tests, hand-built models), it has no raw parts.
     """
 
-    def __init__(self, objects: Iterable[SchemaObject] = (), *, parts: dict[str, str] | None = None):
+    def __init__(self, objects: Iterable[SchemaObject] = (), *, parts: dict[str, str] | None = None,
+                 partial: bool = False):
         self._parts = parts
+        self.partial = partial  # take(since=…): new relations named only, see take()
         self._rows: dict[str, list] = {}
         self._keyed: dict[str, dict] = {}
         if parts is None:
@@ -82,6 +84,7 @@ class Snapshot:
 
     @cached_property
     def objects(self) -> tuple[SchemaObject, ...]:
+        self._complete()
         built = [spec.build(row) for name, spec in PART_SPECS.items() for row in self.rows(name)]
         return tuple(sorted(built, key=_object_key))
 
@@ -106,6 +109,10 @@ class Snapshot:
     @cached_property
     def by_key(self) -> dict[tuple[str, str], SchemaObject]:
         return {o.key: o for o in self.objects}
+
+    def _complete(self) -> None:
+        if self.partial:
+            raise ValueError("a partial snapshot (take(since=…)) describes only what diff(since, it) needs")
 
     def _built(self) -> bool:
         return self._parts is None or "objects" in self.__dict__
@@ -136,10 +143,11 @@ class Snapshot:
         return [t for t in self.of_kind("table") if not t.get("partitioned by")]
 
     def data_table_names(self) -> list[tuple[str, str]]:
-        """(name, schema-qualified name) of the ``data_tables``, without building objects."""
+        """(name, schema-qualified name) of the ``data_tables``, without building objects (partial snapshots
+        included: a partitioned table is one of relkind 'p')."""
         if self._built():
             return [(t.name, t.sql_name) for t in self.data_tables()]
-        return sorted((row[1], row[2]) for row in self.rows("relations") if row[0] in ("r", "p") and row[7] is None)
+        return sorted((row[1], row[2]) for row in self.rows("relations") if row[0] == "r")
 
     def as_dict(self) -> dict:
         return {"objects": [{"kind": o.kind, "name": o.name, **{k: _jsonable(v) for k, v in o.attrs}}
@@ -227,6 +235,7 @@ def diff(a: Snapshot, b: Snapshot) -> list[Difference]:
     separately: the parent's line says it. Two snapshots read from the catalog compare part by part as
     text, then row by row; only the rows that differ are built into objects.
     """
+    a._complete()
     if a._parts is None or b._parts is None:
         return _diff_objects(a, b)
     removed: dict[tuple[str, str], tuple[str, list]] = {}
@@ -360,12 +369,15 @@ def _comment(catalog: str, oid: str, subid: str = "0") -> str:
 
 
 # The relations in scope: tables, views and sequences outside the excluded schemas and tables and not
-# part of an extension, with their names. Parts look relations up in it by joining it (linear plans), or
-# with `IN (SELECT oid FROM rel)` (hashed once): never by a join the planner could repeat per row.
+# part of an extension, with their names; `old` unless a partial snapshot (take(since=…)) finds a relation
+# the earlier snapshot did not have ($3: the relations and sequences it had, $4: its indexes). Parts look relations up
+# in it by joining it (linear plans), or with `IN (SELECT oid FROM rel)` (hashed once): never by a join
+# the planner could repeat per row.
 _CTES = f"""rel AS MATERIALIZED (
     SELECT c.oid, c.relkind, {_display('n.nspname', 'c.relname')} AS display,
            quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-           EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS has_parent
+           EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid) AS has_parent,
+           $3::text[] IS NULL OR {_display('n.nspname', 'c.relname')} IN (SELECT unnest($3::text[])) AS old
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {_IN_SCOPE_NAMESPACE}
       AND c.oid NOT IN (SELECT to_regclass(x) FROM unnest($1::text[]) x WHERE to_regclass(x) IS NOT NULL)
@@ -391,15 +403,16 @@ _PARTS: dict[str, _Part] = {
         (0,)),
     "relations": _Part(
         ("r.relkind", "r.display", "r.qualified", "c.relpersistence", "c.relrowsecurity", "c.relforcerowsecurity",
-         "c.relispartition", "CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END",
-         "CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END", _PARENTS,
-         "array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o), ', ')",
-         "CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END", "c.relispopulated",
-         "CASE WHEN c.relkind = 'f' THEN (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft "
+         "c.relispartition", "CASE WHEN c.relkind = 'p' AND r.old THEN pg_get_partkeydef(c.oid) END",
+         "CASE WHEN c.relispartition AND r.old THEN pg_get_expr(c.relpartbound, c.oid) END",
+         f"CASE WHEN r.old THEN {_PARENTS} END",
+         "CASE WHEN r.old THEN array_to_string(ARRAY(SELECT o FROM unnest(c.reloptions) o ORDER BY o), ', ') END",
+         "CASE WHEN c.relkind IN ('v', 'm') AND r.old THEN pg_get_viewdef(c.oid, true) END", "c.relispopulated",
+         "CASE WHEN c.relkind = 'f' AND r.old THEN (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft "
          "JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = c.oid) END",
-         _comment("pg_class", "c.oid"),
-         "ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute a "
-         "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)"),
+         f"CASE WHEN r.old THEN {_comment('pg_class', 'c.oid')} END",
+         "CASE WHEN r.old THEN ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute a "
+         "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum) END"),
         "rel r JOIN pg_class c ON c.oid = r.oid WHERE r.relkind <> 'S'",
         (1,)),
     "columns": _Part(
@@ -415,12 +428,12 @@ _PARTS: dict[str, _Part] = {
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         LEFT JOIN pg_collation co ON co.oid = a.attcollation
         LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
-        WHERE r.relkind <> 'S' AND a.attnum > 0 AND NOT a.attisdropped""",
+        WHERE r.relkind <> 'S' AND r.old AND a.attnum > 0 AND NOT a.attisdropped""",
         (1, 2)),
     "constraints": _Part(
         ("r.relkind", "r.display", "quote_ident(c.conname)", "c.contype", "pg_get_constraintdef(c.oid)",
          "c.conislocal", _comment("pg_constraint", "c.oid")),
-        "rel r JOIN pg_constraint c ON c.conrelid = r.oid WHERE r.relkind <> 'S'",
+        "rel r JOIN pg_constraint c ON c.conrelid = r.oid WHERE r.relkind <> 'S' AND (r.old OR c.contype = 'f')",
         (1, 2)),
     "indexes": _Part(
         ("r.relkind", "r.display", _display("n.nspname", "ic.relname"),
@@ -431,15 +444,15 @@ _PARTS: dict[str, _Part] = {
          f"(SELECT {_display('pn.nspname', 'pc.relname')} FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent "
          "JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = i.indexrelid)",
          _comment("pg_class", "i.indexrelid")),
-        """rel r JOIN pg_index i ON i.indrelid = r.oid
+        f"""rel r JOIN pg_index i ON i.indrelid = r.oid
         JOIN pg_class ic ON ic.oid = i.indexrelid
         JOIN pg_namespace n ON n.oid = ic.relnamespace
-        WHERE r.relkind <> 'S'""",
+        WHERE r.relkind <> 'S' AND (r.old OR {_display('n.nspname', 'ic.relname')} IN (SELECT unnest($4::text[])))""",
         (2,)),
     "sequences": _Part(
-        ("r.display", "r.qualified", "format_type(s.seqtypid, NULL)", "s.seqstart", "s.seqincrement", "s.seqmin",
-         "s.seqmax", "s.seqcache", "s.seqcycle", "o.relkind", "o.display", "o.column", "o.deptype",
-         "c.relpersistence", _comment("pg_class", "c.oid")),
+        ("r.display", "r.qualified", "CASE WHEN r.old THEN format_type(s.seqtypid, NULL) END", "s.seqstart",
+         "s.seqincrement", "s.seqmin", "s.seqmax", "s.seqcache", "s.seqcycle", "o.relkind", "o.display", "o.column",
+         "o.deptype", "c.relpersistence", f"CASE WHEN r.old THEN {_comment('pg_class', 'c.oid')} END"),
         f"""rel r JOIN pg_sequence s ON s.seqrelid = r.oid
         JOIN pg_class c ON c.oid = r.oid
         LEFT JOIN LATERAL (
@@ -469,7 +482,7 @@ _PARTS: dict[str, _Part] = {
     "triggers": _Part(
         ("r.relkind", "r.display", "quote_ident(t.tgname)", "pg_get_triggerdef(t.oid)", "t.tgenabled",
          _comment("pg_trigger", "t.oid")),
-        "rel r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE r.relkind <> 'S' AND NOT t.tgisinternal",
+        "rel r JOIN pg_trigger t ON t.tgrelid = r.oid WHERE r.relkind <> 'S' AND r.old AND NOT t.tgisinternal",
         (1, 2)),
     "types": _Part(
         ("t.typtype", _display("n.nspname", "t.typname"), "quote_ident(n.nspname) || '.' || quote_ident(t.typname)",
@@ -503,7 +516,7 @@ _PARTS: dict[str, _Part] = {
          "FROM unnest(p.polroles) x ORDER BY 1)",
          "pg_get_expr(p.polqual, p.polrelid)", "pg_get_expr(p.polwithcheck, p.polrelid)",
          _comment("pg_policy", "p.oid")),
-        "rel r JOIN pg_policy p ON p.polrelid = r.oid WHERE r.relkind <> 'S'",
+        "rel r JOIN pg_policy p ON p.polrelid = r.oid WHERE r.relkind <> 'S' AND r.old",
         (1, 2)),
 }
 
@@ -528,13 +541,16 @@ _SESSION_SETTINGS = (
     ("extra_float_digits", "1"),
     ("bytea_output", "hex"),
 )
+# planner settings of the statement: a generic plan (see below), and no JIT compilation, which a large
+# schema's cost estimate could otherwise trigger (compiling costs more than running it)
+_PLAN_SETTINGS = (("plan_cache_mode", "force_generic_plan"), ("jit", "off"))
 # The statement is prepared once per connection (by name: an SQL-level PREPARE, so a snapshot is one
 # simple-query message with its transaction around it) and runs with a generic plan: it does not depend
 # on the parameters, and planning it costs more than running it on a small schema.
 _SET_SESSION_SQL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in
-                                         (*_SESSION_SETTINGS, ("plan_cache_mode", "force_generic_plan")))
+                                         (*_SESSION_SETTINGS, *_PLAN_SETTINGS))
 STATEMENT_NAME = "mercurio_snapshot_" + hashlib.sha256(SNAPSHOT_SQL.encode()).hexdigest()[:12]
-_PREPARE_SQL = f"PREPARE {STATEMENT_NAME} (text[], text[]) AS\n{SNAPSHOT_SQL}"
+_PREPARE_SQL = f"PREPARE {STATEMENT_NAME} (text[], text[], text[], text[]) AS\n{SNAPSHOT_SQL}"
 _UNDEFINED_PREPARED_STATEMENT = "26000"
 
 POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
@@ -545,7 +561,8 @@ FUNCTION_KINDS = {"f": "function", "p": "procedure", "w": "window function", "a"
 TYPE_KINDS = {"e": "enum type", "d": "domain", "c": "composite type", "r": "range type"}
 
 
-def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = ()) -> Snapshot:
+def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = (),
+         since: Snapshot | None = None) -> Snapshot:
     """Read the schema of the connected database. ``exclude_tables`` are schema-qualified names
     (default: the tool's own tables); their columns, indexes, constraints, triggers, policies and
     owned sequences are left out with them.
@@ -553,11 +570,22 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
     One consistent, read-only view of the catalog with fixed output settings, in one round trip; the
     session is left as it was. Inside a caller's transaction (e.g. around a migration) it works in a
     savepoint instead.
+
+    ``since`` (an earlier snapshot of the same database, read from the catalog) makes a partial snapshot,
+    good only for ``diff(since, it)``: a relation ``since`` did not have is named, not described (no
+    columns, indexes, … nor deparsed text; its foreign keys, and indexes with a name ``since`` knew, are
+    kept). ``diff`` then gives exactly what it gives for a full snapshot, for a fraction of the cost when
+    most relations are new (the first run on a fresh database).
     """
     tables = list(tool_tables() if exclude_tables is None else exclude_tables)
-    execute = f"EXECUTE {STATEMENT_NAME} ({_text_array(conn, tables)}, {_text_array(conn, list(exclude_schemas))})"
+    relations = indexes = "NULL::text[]"
+    if since is not None and since._parts is not None:
+        relations = _text_array(conn, [name for part in ("relations", "sequences") for _, name in since.keyed(part)])
+        indexes = _text_array(conn, [name for _, name in since.keyed("indexes")])
+    execute = (f"EXECUTE {STATEMENT_NAME} ({_text_array(conn, tables)}, {_text_array(conn, list(exclude_schemas))}, "
+               f"{relations}, {indexes})")
     texts = _run_snapshot(conn, execute)
-    return Snapshot(parts=dict(zip(_PARTS, texts)))
+    return Snapshot(parts=dict(zip(_PARTS, texts)), partial=since is not None and since._parts is not None)
 
 
 def _text_array(conn, values: list[str]) -> str:

@@ -399,6 +399,10 @@ class _Runner:
         ``ahead``: parse_ahead(migrations), started before the scratch database and psycopg."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
         scripts = self.engine._parse_all(pairs, ahead)
+        # verify.sql too, as `up` does it, so that no file is parsed (nor pglast imported) between two runs
+        self.engine._verify_scripts = {
+            m.version: parse(f.text, f.path, outcome=ahead.outcome(f.text) if ahead else None)
+            for m in migrations if (f := m.extras.get("verify.sql"))}
         up = {m.version: s for m, s in zip(migrations, scripts)}
         down = {m.version: s for (m, _), s in zip(pairs[len(migrations):], scripts[len(migrations):])}
         return up, down
@@ -413,9 +417,9 @@ class _Runner:
 
 
 def parse_ahead(migrations: list[Migration]) -> ParseAhead:
-    """Their migration.sql and rollback.sql parsed by a child process on the other processor, while this
+    """Their migration.sql, rollback.sql and verify.sql parsed by a child process on the other processor, while this
     one creates the scratch database and imports psycopg (see sqlscript.ParseAhead)."""
-    return ParseAhead([f.text for m in migrations for f in (m.migration, m.rollback) if f])
+    return ParseAhead([f.text for m in migrations for f in (m.migration, m.rollback, m.extras.get("verify.sql")) if f])
 
 
 def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration]:

@@ -299,3 +299,68 @@ def test_a_fresh_database_lists_only_its_new_top_level_objects(db, other_url):
     assert [str(d) for d in diff(empty, after)] == ["sequence loose: added", "table t: added"]
     assert diff(empty, after) == diff(as_objects(empty), as_objects(after))
     assert [str(d) for d in diff(after, empty)] == ["sequence loose: removed", "table t: removed"]
+
+
+def test_a_partial_snapshot_gives_the_same_differences(db, other_url):
+    """take(since=…) describes only relations the earlier snapshot had: diff(since, it) must not change."""
+    with psycopg.connect(other_url, autocommit=True) as empty:
+        nothing = take(empty)
+    db.execute(EVERY_KIND)
+    assert diff(nothing, take(db, since=nothing)) == diff(nothing, take(db))
+    before = take(db)
+    for statement, _ in CHANGES:
+        db.execute("BEGIN")
+        db.execute(statement)
+        partial, full = take(db, since=before), take(db)
+        db.execute("ROLLBACK")
+        assert diff(before, partial) == diff(before, full), statement
+
+
+def test_a_partial_snapshot_keeps_what_a_report_needs_of_new_tables(db):
+    db.execute("CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE gone (id int); CREATE INDEX idx_moved ON gone (id);"
+               "CREATE TABLE kept (id int)")
+    before = take(db)
+    db.execute("DROP TABLE gone; CREATE TABLE gone (id bigint);"  # the same name again: described in full
+               "CREATE TABLE child (id int REFERENCES parent, v text DEFAULT 'x'); CREATE INDEX idx_moved ON child (v);"
+               "CREATE SEQUENCE standalone; ALTER TABLE kept ADD COLUMN extra int")
+    partial, full = take(db, since=before), take(db)
+    assert diff(before, partial) == diff(before, full)
+    assert [str(d) for d in diff(before, partial)] == [
+        "column kept.extra: added",
+        "sequence standalone: added",
+        "table child: added",
+        "column gone.id: type integer -> bigint",
+        "index idx_moved: definition CREATE INDEX idx_moved ON public.gone USING btree (id) -> "
+        "CREATE INDEX idx_moved ON public.child USING btree (v)",
+        "index idx_moved: table gone -> child",
+    ]
+    assert snapshot.new_objects(before, partial, "constraint") == snapshot.new_objects(before, full, "constraint")
+    assert [c.get("definition") for c in snapshot.new_objects(before, partial, "constraint")
+            if c.get("type") == "foreign key"] == ["FOREIGN KEY (id) REFERENCES parent(id)"]
+    for use in (lambda: partial.objects, lambda: snapshot.to_sql(partial), lambda: diff(partial, full)):
+        try:
+            use()
+        except ValueError as exc:
+            assert "partial snapshot" in str(exc)
+        else:
+            raise AssertionError("a partial snapshot was used as a whole")
+
+
+def test_capture_since_gives_the_same_report(db):
+    db.execute("CREATE TABLE tenant (id bigserial PRIMARY KEY, name text); INSERT INTO tenant (name) VALUES ('a')")
+    before = validation.capture(db)
+    db.execute("CREATE TABLE workspace (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES tenant(id));"
+               "INSERT INTO workspace (tenant_id) SELECT id FROM tenant; INSERT INTO tenant (name) VALUES ('b');"
+               "CREATE TABLE part (at date NOT NULL) PARTITION BY RANGE (at);"
+               "CREATE TABLE part_2025 PARTITION OF part FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');"
+               "INSERT INTO part VALUES ('2025-03-01')")
+    partial, full = validation.capture(db, since=before), validation.capture(db)
+    assert partial.row_counts == full.row_counts
+    report = validation.compare(before, full)
+    assert validation.compare(before, partial).as_dict() == report.as_dict()
+    assert validation.render(report).splitlines() == [
+        "created:", "  table part", "  table part_2025", "  table workspace",
+        "rows:", "  part_2025: absent -> 1 (+1)", "  tenant: 1 -> 2 (+1)", "  workspace: absent -> 1 (+1)",
+        "new foreign keys:",
+        "  workspace.workspace_tenant_id_fkey: FOREIGN KEY (tenant_id) REFERENCES tenant(id)",
+    ]
