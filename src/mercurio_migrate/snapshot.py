@@ -16,8 +16,6 @@ that differ are decoded, and only the rows that differ become ``SchemaObject`` v
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -299,6 +297,8 @@ def new_objects(a: Snapshot, b: Snapshot, kind: str) -> list[SchemaObject]:
 
 
 def _decode(lines: list[str]) -> list[list]:
+    import json
+
     return json.loads("[" + ",".join(lines) + "]") if lines else []
 
 
@@ -549,7 +549,7 @@ _PLAN_SETTINGS = (("plan_cache_mode", "force_generic_plan"), ("jit", "off"))
 # on the parameters, and planning it costs more than running it on a small schema.
 _SET_SESSION_SQL = "SELECT " + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in
                                          (*_SESSION_SETTINGS, *_PLAN_SETTINGS))
-STATEMENT_NAME = "mercurio_snapshot_" + hashlib.sha256(SNAPSHOT_SQL.encode()).hexdigest()[:12]
+STATEMENT_NAME = "mercurio_snapshot"
 _PREPARE_SQL = f"PREPARE {STATEMENT_NAME} (text[], text[], text[], text[]) AS\n{SNAPSHOT_SQL}"
 _UNDEFINED_PREPARED_STATEMENT = "26000"
 

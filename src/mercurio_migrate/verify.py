@@ -1,6 +1,6 @@
 """Round-trip verification, drift and schema dumps, each on a scratch database. Returns reports; prints nothing.
 
-The scratch database is created on the target's server (or the embedded one) as
+The scratch database (mercurio_migrate.scratch) is created on the target's server (or the embedded one) as
 ``mercurio_verify_<random>`` and dropped afterwards, so the target itself is never written to and two
 runs cannot see each other. For every migration: S0 -> apply -> S1 -> roll back -> must equal S0 ->
 apply again -> must equal S1; at the end everything is rolled back and compared with the start.
@@ -14,26 +14,21 @@ stay in place for the fixtures of later migrations.
 
 from __future__ import annotations
 
-import ctypes
-import secrets
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from mercurio_migrate import snapshot
 from mercurio_migrate.config import Settings
-from mercurio_migrate.database import connect
 from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
-from mercurio_migrate.errors import ConnectionFailed, MercurioError, MigrationFailed, UsageError
+from mercurio_migrate.errors import MercurioError, MigrationFailed, UsageError
 from mercurio_migrate.layout import Migration, SqlFile, discover
 from mercurio_migrate.redact import redact_url
+from mercurio_migrate.scratch import Scratch
 from mercurio_migrate.snapshot import Difference, Snapshot
 from mercurio_migrate.sqlscript import ParseAhead, Script, parse
 
-SCRATCH_PREFIX = "mercurio_verify_"
 STASH_SCHEMA = "mercurio_verify_stash"
-MAINTENANCE_DATABASES = ("postgres", "template1")
 
 ERROR, WARNING, NOTE, EXPECTED = "error", "warning", "note", "expected"
 
@@ -128,252 +123,18 @@ class DriftReport:
                 "differences": [d.as_dict() for d in self.differences], "warnings": self.warnings}
 
 
-# --- the scratch database ---------------------------------------------------------------------------
-class _Failed(Exception):
-    """A maintenance statement failed: its SQLSTATE and message."""
-
-    def __init__(self, sqlstate: str, message: str):
-        super().__init__(message)
-        self.sqlstate, self.message = sqlstate, message
-
-
-class _LibpqSession:
-    """The maintenance session through libpq itself (mercurio_migrate.libpq), without importing psycopg: the
-    server creates the scratch database on the other processor while this process imports psycopg and
-    parses the migrations. It connects to the target database (only to read pg_database and run CREATE and
-    DROP DATABASE, which act on the server); ``open`` gives None whenever that is not possible."""
-
-    PGRES_FATAL_ERROR = 7
-    PG_DIAG_SQLSTATE = ord("C")
-    PG_DIAG_MESSAGE_PRIMARY = ord("M")
-
-    def __init__(self, lib, handle: int):
-        self._lib, self._handle = lib, handle
-
-    @classmethod
-    def open(cls, url: str) -> _LibpqSession | None:
-        from mercurio_migrate import __version__, libpq
-        from mercurio_migrate.database import APPLICATION_NAME
-
-        lib = libpq._library()
-        if lib is None or not hasattr(lib, "PQsendQuery"):
-            return None
-        declarations = {"PQsendQuery": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
-                        "PQgetResult": ([ctypes.c_void_p], ctypes.c_void_p),
-                        "PQresultErrorField": ([ctypes.c_void_p, ctypes.c_int], ctypes.c_char_p),
-                        "PQerrorMessage": ([ctypes.c_void_p], ctypes.c_char_p)}
-        for name, (arguments, result) in declarations.items():
-            function = getattr(lib, name)
-            function.argtypes, function.restype = arguments, result
-        settings = {"dbname": url, "application_name": f"{APPLICATION_NAME} {__version__}", "connect_timeout": "10",
-                    "client_encoding": "UTF8"}
-        keys = (ctypes.c_char_p * (len(settings) + 1))(*(k.encode() for k in settings), None)
-        values = (ctypes.c_char_p * (len(settings) + 1))(*(v.encode() for v in settings.values()), None)
-        handle = lib.PQconnectdbParams(keys, values, 1)
-        if not handle:
-            return None
-        if lib.PQstatus(handle) != libpq.CONNECTION_OK:
-            lib.PQfinish(handle)
-            return None
-        return cls(lib, handle)
-
-    def rows(self, sql: str) -> list[tuple]:
-        self.send(sql)
-        return self.finish()
-
-    def send(self, sql: str) -> None:
-        if not self._lib.PQsendQuery(self._handle, sql.encode("utf-8")):
-            raise _Failed("08000", (self._lib.PQerrorMessage(self._handle) or b"").decode("utf-8", "replace").strip())
-
-    def finish(self) -> list[tuple]:
-        """The rows of the statement sent (text), or _Failed."""
-        lib, failure, rows = self._lib, None, []
-        while result := lib.PQgetResult(self._handle):
-            try:
-                if lib.PQresultStatus(result) == self.PGRES_FATAL_ERROR and failure is None:
-                    field = lib.PQresultErrorField
-                    failure = _Failed((field(result, self.PG_DIAG_SQLSTATE) or b"").decode(),
-                                      (field(result, self.PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace"))
-                for row in range(lib.PQntuples(result)):
-                    rows.append(tuple(None if lib.PQgetisnull(result, row, column) else
-                                      lib.PQgetvalue(result, row, column).decode("utf-8")
-                                      for column in range(lib.PQnfields(result))))
-            finally:
-                lib.PQclear(result)
-        if failure is not None:
-            raise failure
-        return rows
-
-    def close(self) -> None:
-        if self._handle:
-            self._lib.PQfinish(self._handle)
-            self._handle = 0
-
-
-class _PsycopgSession:
-    """The maintenance session through psycopg, on the `postgres` (or `template1`) database of the server."""
-
-    def __init__(self, conn):
-        self._conn = conn
-
-    def rows(self, sql: str) -> list[tuple]:
-        self.send(sql)
-        return self.finish()
-
-    def send(self, sql: str) -> None:
-        self._conn.pgconn.send_query(sql.encode("utf-8"))
-
-    def finish(self) -> list[tuple]:
-        from psycopg import generators, pq
-
-        failure, rows = None, []
-        for result in self._conn.wait(generators.execute(self._conn.pgconn)):
-            if result.status == pq.ExecStatus.FATAL_ERROR and failure is None:
-                failure = _Failed((result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode(),
-                                  (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
-            for row in range(result.ntuples):
-                rows.append(tuple(None if result.get_value(row, c) is None else bytes(result.get_value(row, c)).decode()
-                                  for c in range(result.nfields)))
-        if failure is not None:
-            raise failure
-        return rows
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class Scratch:
-    """A scratch database on the target's server, created and dropped through a maintenance session."""
-
-    def __init__(self, target_url: str, options: dict[str, str]):
-        self.target_url = target_url
-        self.options = options
-        self.name = SCRATCH_PREFIX + secrets.token_hex(6)
-        self.created: list[str] = []
-        self._pending: str | None = None  # a database being created (create(wait=False))
-        self._on_target = True  # the maintenance session is connected to the target database
-        self.maintenance = _LibpqSession.open(target_url) or self._maintenance_connection()
-
-    def url(self, database: str | None = None) -> str:
-        from psycopg.conninfo import make_conninfo
-
-        return make_conninfo(self.target_url, dbname=database or self.name)
-
-    def _maintenance_connection(self) -> _PsycopgSession:
-        failure: ConnectionFailed | None = None
-        self._on_target = False
-        for database in MAINTENANCE_DATABASES:
-            try:
-                return _PsycopgSession(connect(self.url(database)))
-            except ConnectionFailed as exc:
-                failure = failure or exc
-        raise ConnectionFailed(
-            f"cannot reach the server of {redact_url(self.target_url)} to create a scratch database: {failure.message}",
-            hint="verify, drift and dump need a connection to the `postgres` maintenance database of the same server.")
-
-    def create(self, name: str | None = None, *, template: str | None = None, wait: bool = True) -> str:
-        """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing psycopg,
-        parsing the migrations), and the first connection to it, or close(), waits for it."""
-        name = name or self.name
-        quoted = _ident(name)
-        if template:
-            self._let_sessions_end(template)
-            statement = f"CREATE DATABASE {quoted} TEMPLATE {_ident(template)}"
-        else:
-            statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
-        self._wait()
-        self.maintenance.send(statement)
-        self._pending = name
-        if wait:
-            self._wait()
-        return self.url(name)
-
-    def _wait(self) -> None:
-        """Finish the CREATE DATABASE sent by create(), raising its error."""
-        name, self._pending = self._pending, None
-        if name is None:
-            return
-        try:
-            self.maintenance.finish()
-        except _Failed as failure:
-            if failure.sqlstate == "42501":
-                raise MercurioError(
-                    f"cannot create the scratch database {name} on {redact_url(self.target_url)}: permission "
-                    "denied", hint="The role needs CREATEDB (ALTER ROLE … CREATEDB), or run against the embedded "
-                                   "server by leaving DATABASE_URL unset.") from None
-            raise MercurioError(f"cannot create the scratch database {name} on {redact_url(self.target_url)}: "
-                                f"{failure.message}") from None
-        self.created.append(name)
-
-    def _locale_clause(self) -> str:
-        """The target's encoding and collation, so deparsed text and sorting match it."""
-        if self._on_target:
-            where = "datname = current_database()"
-        else:
-            from psycopg.conninfo import conninfo_to_dict
-
-            target = conninfo_to_dict(self.target_url).get("dbname")
-            if not target:
-                return ""
-            where = f"datname = {_literal(target)}"
-        rows = self.maintenance.rows(f"SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
-                                     f"WHERE {where}")
-        if not rows:
-            return ""
-        encoding, collate, ctype = (str(v).replace("'", "''") for v in rows[0])
-        return f" ENCODING '{encoding}' LC_COLLATE '{collate}' LC_CTYPE '{ctype}'"
-
-    def drop(self, name: str) -> None:
-        self._let_sessions_end(name)
-        try:
-            self.maintenance.rows(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
-        except _Failed as failure:
-            raise MercurioError(f"cannot drop the scratch database {name}: {failure.message}",
-                                hint=f"Drop it by hand: DROP DATABASE {_ident(name)} WITH (FORCE);") from None
-        if name in self.created:
-            self.created.remove(name)
-
-    def _let_sessions_end(self, name: str) -> None:
-        """Give the sessions we just closed on ``name`` a moment to end. CREATE DATABASE … TEMPLATE and DROP
-        DATABASE wait for a database's sessions in steps of 100 ms, while a closed session ends in about one."""
-        query = f"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = {_literal(name)})"
-        for _ in range(50):
-            if self.maintenance.rows(query)[0][0] in ("f", "false"):
-                return
-            time.sleep(0.002)
-
-    def close(self, *, keep: bool) -> None:
-        try:
-            self._wait()
-            for name in list(self.created):
-                if not (keep and name == self.name):
-                    self.drop(name)
-        finally:
-            self.maintenance.close()
-
-    def connect(self, name: str | None = None):
-        self._wait()
-        # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.
-        return connect(self.url(name), options=self.options | {"synchronous_commit": "off"})
-
-
-def _literal(text: str) -> str:
-    """A string literal for the maintenance session (database names: ours, or the target's)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @contextmanager
-def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]:
-    scratch = Scratch(engine.database_url(), engine.connection_options())
+def scratch_database(engine: Engine, *, keep: bool = False, scratch: Scratch | None = None) -> Iterator[Scratch]:
+    """A scratch database for ``engine``'s server (``scratch``: one already being created), dropped at the end."""
     try:
-        scratch.create(wait=False)
+        if scratch is None:
+            scratch = Scratch(engine.database_url())
+            scratch.create(wait=False)
+        scratch.options = engine.connection_options()
         yield scratch
     finally:
-        scratch.close(keep=keep)
+        if scratch is not None:
+            scratch.close(keep=keep)
 
 
 def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event], None]) -> Engine:
@@ -438,11 +199,13 @@ def _take(conn) -> Snapshot:
 
 # --- verify -----------------------------------------------------------------------------------------
 def verify(engine: Engine, *, to: str | None = None, data: bool = False, strict: bool = False,
-           keep: bool = False) -> VerifyReport:
-    found = discover(engine.settings.migrations_dir)
-    migrations = _select(found.migrations, to)
-    ahead = parse_ahead(migrations)
-    with scratch_database(engine, keep=keep) as scratch:
+           keep: bool = False, scratch: Scratch | None = None) -> VerifyReport:
+    """``scratch``: a Scratch whose CREATE DATABASE was sent already (the command sends it before it imports
+    this module); it is dropped at the end whatever happens."""
+    with scratch_database(engine, keep=keep, scratch=scratch) as scratch:
+        found = discover(engine.settings.migrations_dir)
+        migrations = _select(found.migrations, to)
+        ahead = parse_ahead(migrations)
         runner = _Runner(engine, scratch)
         up, down = runner.parse(migrations, ahead)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,

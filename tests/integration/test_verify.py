@@ -279,6 +279,8 @@ def test_scratch_database_without_the_target_database_or_the_libpq_path(database
     libpq, MERCURIO_NO_LIBPQ_FASTPATH) through psycopg on `postgres`: the same findings either way."""
     from mercurio_migrate import libpq
 
+    scratch_databases = "SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'"
+    kept = db.execute(scratch_databases).fetchall()  # by earlier tests' --keep
     base_table(tmp_path)
     write_migration(tmp_path, B, "CREATE INDEX idx_x ON a (note); CREATE TABLE c (id int);", "DROP TABLE c;")
     expected = [f"index idx_x left behind by rollback of {B}"]
@@ -292,8 +294,7 @@ def test_scratch_database_without_the_target_database_or_the_libpq_path(database
     finally:
         monkeypatch.delenv("MERCURIO_NO_LIBPQ_FASTPATH")
         libpq._library.cache_clear()
-    leftovers = db.execute("SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'").fetchall()
-    assert leftovers == []
+    assert db.execute(scratch_databases).fetchall() == kept
 
 
 def test_scratch_database_without_createdb_says_what_the_role_needs(database_url, db, tmp_path):
@@ -310,3 +311,14 @@ def test_scratch_database_without_createdb_says_what_the_role_needs(database_url
         raise AssertionError("verify ran without CREATEDB")
     finally:
         db.execute("DROP ROLE verify_no_createdb")
+
+
+def test_a_layout_error_leaves_no_scratch_database(cli, db, tmp_path):
+    """The command starts creating the scratch database before it reads the folder: it is dropped all the same."""
+    scratch_databases = "SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'"
+    kept = db.execute(scratch_databases).fetchall()
+    folder = tmp_path / "migrations"
+    write_migration(folder, "20251399_000000_not_a_date", "CREATE TABLE t (id int);", "DROP TABLE t;")
+    result = cli("--dir", str(folder), "verify")
+    assert result.returncode == 2, result.stderr
+    assert db.execute(scratch_databases).fetchall() == kept

@@ -49,9 +49,18 @@ def verify(obj: Context, to: str | None, data: bool, strict: bool, keep: bool) -
     The target database is never touched: a scratch database is created on the same server (or on
     the embedded one) and dropped afterwards.
     """
-    from mercurio_migrate.verify import verify as run_verify
+    from mercurio_migrate.scratch import Scratch
 
-    report = run_verify(obj.engine(), to=to, data=data, strict=strict, keep=keep)
+    engine = obj.engine()
+    # first thing: the server creates the scratch database while this process imports the rest
+    scratch = Scratch(engine.database_url())
+    try:
+        scratch.create(wait=False)
+        from mercurio_migrate.verify import verify as run_verify
+    except BaseException:
+        scratch.close(keep=False)
+        raise
+    report = run_verify(engine, to=to, data=data, strict=strict, keep=keep, scratch=scratch)
     if not obj.as_json:
         _warnings(report.warnings)
     lines = [f"verify: {len(report.migrations)} migration(s) in scratch database {report.scratch_database}"
