@@ -483,7 +483,8 @@ class Engine:
                 steps = self.run_steps(conn, items, "up")
             report = schema_sql = None
             if first is not None:
-                final = last if validate_each else validation.capture(conn)
+                # a partial capture (new relations only named) serves the report; --dump needs the whole schema
+                final = last if validate_each else validation.capture(conn, since=None if dump else first)
                 report = validation.compare(first, final)
                 if dump:
                     schema_sql = self._schema_sql(conn, final.schema)

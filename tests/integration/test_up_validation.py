@@ -96,3 +96,15 @@ def test_up_dump_writes_the_schema_and_refreshes_it_when_nothing_is_pending(cli,
     schema.write_text("stale")
     assert cli("--dir", str(root), "up", "--dump", str(schema), "--no-validate").returncode == 0
     assert schema.read_text() == text
+
+
+def test_the_partial_after_capture_reports_what_a_full_one_does(cli, other_url, tmp_path):
+    from conftest import MIGRATIONS
+
+    partial = cli("--dir", str(MIGRATIONS), "--json", "up")  # the after-capture only names new relations
+    full = cli("--dir", str(MIGRATIONS), "--json", "up", "--dump", str(tmp_path / "schema.sql"),
+               database_url=other_url)  # --dump needs the whole schema: a full after-capture
+    assert partial.returncode == 0 and full.returncode == 0, partial.stderr[-800:] + full.stderr[-800:]
+    report, expected = json.loads(partial.stdout)["validation"], json.loads(full.stdout)["validation"]
+    assert report == expected
+    assert len(report["created"]) > 20 and report["new_foreign_keys"] and report["rows"]
