@@ -5,6 +5,7 @@ Progress and warnings are reported through ``on_event(Event)``; the CLI decides 
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -654,7 +655,7 @@ class Engine:
     def _batch_from(self, items: list[tuple[Migration, Script]], start: int, direction: str) -> list:
         batch: list[tuple[Migration, Script]] = []
         size = 0
-        for migration, script in items[start:]:
+        for migration, script in itertools.islice(items, start, None):
             if not self._batchable(migration, script, direction):
                 break
             size += len(script.text)
