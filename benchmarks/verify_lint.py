@@ -7,6 +7,7 @@ them). `lint` on 1,000 migration folders, against squawk on the same 1,000 migra
 
 from __future__ import annotations
 
+import json
 import secrets
 
 from benchmarks.common import (
@@ -78,6 +79,11 @@ def command_exists(ctx: Context, name: str) -> str | None:
 
 
 def timed_status(cmd, env, allowed=(0,)) -> tuple[float, int]:
+    seconds, result = timed_result(cmd, env, allowed)
+    return seconds, result.returncode
+
+
+def timed_result(cmd, env, allowed=(0,)):
     import time
 
     started = time.perf_counter()
@@ -86,7 +92,31 @@ def timed_status(cmd, env, allowed=(0,)) -> tuple[float, int]:
     if result.returncode not in allowed:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         raise BenchError(f"{cmd[0]} {' '.join(map(str, cmd[1:3]))} exited {result.returncode}: {' / '.join(tail)}")
-    return seconds, result.returncode
+    return seconds, result
+
+
+# verify --json reports where its time went (ms); the rest of a run is the process itself
+BREAKDOWN = (("scratch database", "scratch database: waiting for CREATE DATABASE, connecting, dropping"),
+             ("migrations", "applies and rollbacks (4 passes: up, down, up per migration, then all down)"),
+             ("snapshots", "catalog snapshots (1 + 4 per migration)"))
+
+
+def breakdown_table(runs: list[tuple[float, float, dict]]) -> Table:
+    """Medians over (floor seconds, verify seconds, verify's timings) of each pair."""
+    table = Table("where verify's time goes (medians)", ["part", "median", "× floor"])
+
+    def row(label: str, values: list[float]) -> None:
+        table.rows.append([label, fmt_s(median(values)),
+                           f"{median([v / f for v, (f, _, _) in zip(values, runs)]):.2f}×"])
+
+    row("psql floor: up + down + up, one session", [f for f, _, _ in runs])
+    row("mercurio-migrate verify, process start to exit", [s for _, s, _ in runs])
+    row("interpreter start, imports, exit (outside verify())", [s - t["total"] / 1000 for _, s, t in runs])
+    for key, label in BREAKDOWN:
+        row(label, [t.get(key, 0) / 1000 for _, _, t in runs])
+    row("the rest: reading and parsing the folder, history tables, comparing",
+        [(t["total"] - sum(t.get(k, 0) for k, _ in BREAKDOWN)) / 1000 for _, _, t in runs])
+    return table
 
 
 def run(ctx: Context) -> Section:
@@ -95,6 +125,7 @@ def run(ctx: Context) -> Section:
     table = Table("verify and lint", ["run", "pairs", "median", "floor", "floor median", "ratio to floor (min–max)"])
     keys = {"MERCURIO_PII_KEY": secrets.token_urlsafe(32), "MERCURIO_HMAC_KEY": secrets.token_urlsafe(32)}
 
+    breakdown = None
     missing = command_exists(ctx, "verify")
     if missing:
         table.rows.append(["mercurio-migrate verify", "0", f"not available: {missing}", "", "", ""])
@@ -102,21 +133,22 @@ def run(ctx: Context) -> Section:
     else:
         script = ctx.work / "round_trip.sql"
         script.write_text(round_trip_script())
-        pairs = []
+        pairs, runs = [], []
         folders = sum(1 for p in MIGRATIONS.iterdir() if (p / "migration.sql").is_file())
         try:
-            for _ in range(1 if ctx.quick else 3):
+            for _ in range(1 if ctx.quick else 5):
                 floor_db = server.create_db("vf")
                 floor = timed_status(server.psql_cmd(floor_db, "-f", str(script)),
                                      server.env | key_options(keys))[0]
                 server.drop_db(floor_db)
                 database = server.create_db("v")
                 try:
-                    seconds = timed_status(server.mercurio_cmd("--dir", str(MIGRATIONS), "verify"),
-                                           server.mercurio_env(database, **keys))[0]
+                    seconds, result = timed_result(server.mercurio_cmd("--dir", str(MIGRATIONS), "--json", "verify"),
+                                                   server.mercurio_env(database, **keys))
                 finally:
                     server.drop_db(database)
                 pairs.append((floor, seconds))
+                runs.append((floor, seconds, json.loads(result.stdout)["timings"]))
         except BenchError as exc:
             # the shipped set and verify are being built in parallel: say why, measure the rest
             pairs = []
@@ -129,6 +161,7 @@ def run(ctx: Context) -> Section:
                            fmt_s(median([f for f, _ in pairs])), fmt_ratio(ratios(pairs))])
         section.targets.append(Target("verify", f"≤ {VERIFY_TARGET}× psql up+down+up", f"{median(ratios(pairs)):.2f}×",
                                       median(ratios(pairs)) <= VERIFY_TARGET))
+        breakdown = breakdown_table(runs)
 
     n = 20 if ctx.quick else 1000
     files = ctx.migration_set(n)
@@ -158,4 +191,6 @@ def run(ctx: Context) -> Section:
             section.targets.append(Target(f"lint {n} folders", f"< {LINT_TARGET_S:.0f} s", fmt_s(median(alone)),
                                           median(alone) < LINT_TARGET_S))
     section.tables.append(table)
+    if breakdown is not None:
+        section.tables.append(breakdown)
     return section

@@ -14,6 +14,7 @@ stay in place for the fixtures of later migrations.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,6 +85,9 @@ class VerifyReport:
     scratch_url: str  # redacted
     kept: bool
     warnings: list[str] = field(default_factory=list)
+    # where the time went, ms: "total" (from the call to the report), "scratch database" (waiting for
+    # CREATE DATABASE, connecting, dropping), "migrations" (applies and rollbacks), "snapshots", "data checks"
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def findings(self) -> list[Finding]:
@@ -104,7 +108,23 @@ class VerifyReport:
             "warnings": [*self.warnings, *(f.message for f in self.findings if f.severity == WARNING)],
             "scratch_database": {"name": self.scratch_database, "kept": self.kept,
                                  "url": self.scratch_url if self.kept else None},
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
         }
+
+
+class _Clock:
+    """Milliseconds spent per kind of work."""
+
+    def __init__(self, into: dict[str, float]):
+        self.ms = into
+
+    @contextmanager
+    def __call__(self, what: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[what] = self.ms.get(what, 0.0) + (time.perf_counter() - started) * 1000
 
 
 @dataclass(frozen=True)
@@ -146,9 +166,10 @@ def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event]
 class _Runner:
     """Runs single migration files on a given connection through the engine, collecting its warnings."""
 
-    def __init__(self, engine: Engine, scratch: Scratch):
+    def __init__(self, engine: Engine, scratch: Scratch, clock: _Clock | None = None):
         self.warnings: list[str] = []
         self.engine = _scratch_engine(engine, scratch, self._on_event)
+        self.clock = clock or _Clock({})
 
     def _on_event(self, event: Event) -> None:
         if event.kind == "warning" and event.message not in self.warnings:
@@ -171,7 +192,8 @@ class _Runner:
     def run(self, conn, migration: Migration, script: Script, direction: str) -> MigrationFailed | None:
         # the one-migration step that up() and down() use: it records history and migration_log as they do
         try:
-            self.engine.run_one(conn, migration, script, direction)
+            with self.clock("migrations"):
+                self.engine.run_one(conn, migration, script, direction)
         except MigrationFailed as failure:
             return failure
         return None
@@ -193,8 +215,8 @@ def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration
                      hint="Use a version (YYYYMMDD_HHMMSS) or folder name from the migrations folder.")
 
 
-def _take(conn) -> Snapshot:
-    return snapshot.take(conn, exclude_schemas=(STASH_SCHEMA,))
+def _take(conn, helper=None) -> Snapshot:
+    return snapshot.take(conn, exclude_schemas=(STASH_SCHEMA,), helper=helper)
 
 
 # --- verify -----------------------------------------------------------------------------------------
@@ -202,33 +224,58 @@ def verify(engine: Engine, *, to: str | None = None, data: bool = False, strict:
            keep: bool = False, scratch: Scratch | None = None) -> VerifyReport:
     """``scratch``: a Scratch whose CREATE DATABASE was sent already (the command sends it before it imports
     this module); it is dropped at the end whatever happens."""
-    with scratch_database(engine, keep=keep, scratch=scratch) as scratch:
+    started, timings = time.perf_counter(), {}
+    clock = _Clock(timings)
+    scratch_context = scratch_database(engine, keep=keep, scratch=scratch)
+    with scratch_context as scratch:
         found = discover(engine.settings.migrations_dir)
         migrations = _select(found.migrations, to)
         ahead = parse_ahead(migrations)
-        runner = _Runner(engine, scratch)
+        runner = _Runner(engine, scratch, clock)
         up, down = runner.parse(migrations, ahead)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
-                              [str(w) for w in found.warnings])
-        _Verification(runner, scratch, report, up, down).run(migrations)
+                              [str(w) for w in found.warnings], timings)
+        _Verification(runner, scratch, report, up, down, clock).run(migrations)
         report.warnings.extend(runner.warnings)
+        closing = time.perf_counter()
+    timings["scratch database"] = timings.get("scratch database", 0.0) + (time.perf_counter() - closing) * 1000
+    timings["total"] = (time.perf_counter() - started) * 1000
     return report
 
 
 class _Verification:
-    def __init__(self, runner: _Runner, scratch: Scratch, report: VerifyReport, up: dict, down: dict):
-        self.runner, self.scratch, self.report = runner, scratch, report
+    def __init__(self, runner: _Runner, scratch: Scratch, report: VerifyReport, up: dict, down: dict,
+                 clock: _Clock):
+        self.runner, self.scratch, self.report, self.clock = runner, scratch, report, clock
         self.up, self.down = up, down
-        self.conn = None
+        self.conn = self.helper = None
         self.before: dict[str, Snapshot] = {}  # S0 of each migration, for the final rollback
 
+    def _connect(self) -> None:
+        # The scratch database is ours alone: a second session computes half of each snapshot meanwhile.
+        with self.clock("scratch database"):
+            self.conn = self.scratch.connect()
+            self.helper = self.scratch.connect()
+
+    def _disconnect(self) -> None:
+        for conn in (self.conn, self.helper):
+            if conn is not None:
+                conn.close()
+        self.conn = self.helper = None
+
+    def _take(self, conn=None) -> Snapshot:
+        with self.clock("snapshots"):
+            if conn is None or conn is self.conn:
+                return _take(self.conn, self.helper)
+            return _take(conn)
+
     def run(self, migrations: list[Migration]) -> None:
-        self.conn = self.scratch.connect()
+        self._connect()
         try:
             self.runner.engine.ensure_tables(self.conn)
             if self.report.data:
                 self.conn.execute(f"CREATE SCHEMA {STASH_SCHEMA}")
-            state = _take(self.conn)
+            state = self._take()
             applied: list[Migration] = []
             for migration in migrations:
                 check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
@@ -240,7 +287,7 @@ class _Verification:
                 applied.append(migration)
             self._final(applied)
         finally:
-            self.conn.close()
+            self._disconnect()
 
     # one migration ------------------------------------------------------------------------------------
     def _check(self, migration: Migration, check: MigrationCheck, s0: Snapshot) -> Snapshot | None:
@@ -253,7 +300,7 @@ class _Verification:
             check.findings.append(Finding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
                                           migration.id))
             return None
-        s1 = _take(self.conn)
+        s1 = self._take()
         fixture = migration.extras.get("fixture.sql") if data else None
         if migration.rollback is None:
             severity = ERROR if self.report.strict else WARNING
@@ -277,18 +324,20 @@ class _Verification:
 
     def _round_trip_on_copy(self, migration, check, s0, s1, *, has_fixture: bool) -> Snapshot | None:
         # CREATE DATABASE … TEMPLATE needs the template to have no sessions.
-        self.conn.close()
+        self._disconnect()
         copy = f"{self.scratch.name}_rt"
         try:
-            self.scratch.create(copy, template=self.scratch.name)
-            conn = self.scratch.connect(copy)
+            with self.clock("scratch database"):
+                self.scratch.create(copy, template=self.scratch.name)
+                conn = self.scratch.connect(copy)
             try:
                 return self._round_trip(conn, migration, check, s0, s1, has_fixture=has_fixture)
             finally:
                 conn.close()
         finally:
-            self.scratch.drop(copy)
-            self.conn = self.scratch.connect()
+            with self.clock("scratch database"):
+                self.scratch.drop(copy)
+            self._connect()
 
     def _round_trip(self, conn, migration, check, s0, s1, *, has_fixture: bool) -> Snapshot | None:
         failure = self.runner.run(conn, migration, self.down[migration.version], "down")
@@ -296,16 +345,17 @@ class _Verification:
             check.findings.append(Finding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
                                           migration.id))
             return None
-        rolled_back = _take(conn)
+        rolled_back = self._take(conn)
         check.findings.extend(_rollback_findings(migration, s0, rolled_back, "rollback"))
         if self.report.data:
-            check.findings.extend(_data_findings(conn, migration, s0, s1, rolled_back, has_fixture))
+            with self.clock("data checks"):
+                check.findings.extend(_data_findings(conn, migration, s0, s1, rolled_back, has_fixture))
         failure = self.runner.run(conn, migration, self.up[migration.version], "up")
         if failure:
             check.findings.append(Finding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
                                           f"{failure.message}", migration.id))
             return None
-        reapplied = _take(conn)
+        reapplied = self._take(conn)
         check.findings.extend(_reapply_findings(migration, s1, reapplied))
         check.checked = True
         return reapplied
@@ -348,7 +398,7 @@ class _Verification:
                 self.report.final.append(Finding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
                                                  f"back) failed: {failure.message}", migration.id))
                 return
-            rolled_back = _take(self.conn)
+            rolled_back = self._take()
             for finding in _rollback_findings(migration, self.before[migration.version], rolled_back, "final"):
                 if _identity(finding.difference) not in reported:
                     self.report.final.append(finding)

@@ -189,8 +189,8 @@ class CountingConnection:
 
 def test_a_fixed_number_of_queries_whatever_the_number_of_objects(db, monkeypatch):
     messages = []  # the snapshot's own simple-query messages
-    real = snapshot._one_message
-    monkeypatch.setattr(snapshot, "_one_message", lambda conn, sql: messages.append(sql) or real(conn, sql))
+    real = snapshot._send
+    monkeypatch.setattr(snapshot, "_send", lambda conn, sql: messages.append(sql) or real(conn, sql))
 
     def count(work):
         conn = CountingConnection(db)
