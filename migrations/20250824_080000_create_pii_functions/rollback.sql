@@ -16,7 +16,7 @@ DROP FUNCTION IF EXISTS pii_subkey(TEXT, TEXT);
 DROP FUNCTION IF EXISTS pii_key_id(TEXT);
 DROP FUNCTION IF EXISTS pii_normalize(TEXT);
 DROP FUNCTION IF EXISTS pii_normalize_utf8(TEXT);
-DROP FUNCTION IF EXISTS pii_phone_e164(TEXT);
+DROP FUNCTION IF EXISTS pii_phone_chars(TEXT);
 
 -- Remove pgcrypto only when the migration installed it (its comment says so)
 DO $$
