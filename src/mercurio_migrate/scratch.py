@@ -162,7 +162,7 @@ class Scratch:
             f"cannot reach the server of {redact_url(self.target_url)} to create a scratch database: {failure.message}",
             hint="verify, drift and dump need a connection to the `postgres` maintenance database of the same server.")
 
-    def create(self, name: str | None = None, *, template: str | None = None, wait: bool = True) -> str:
+    def create(self, name: str | None = None, *, template: str | None = None, wait: bool = True) -> None:
         """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing psycopg,
         parsing the migrations), and the first connection to it, or close(), waits for it."""
         name = name or self.name
@@ -177,7 +177,6 @@ class Scratch:
         self._pending = name
         if wait:
             self._wait()
-        return self.url(name)
 
     def _wait(self) -> None:
         """Finish the CREATE DATABASE sent by create(), raising its error."""
