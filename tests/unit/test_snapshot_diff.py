@@ -83,3 +83,45 @@ def test_render_of_values():
     assert render(True) == "yes"
     assert render(("a", "b")) == "(a, b)"
     assert render(3) == "3"
+
+
+def raw(**parts: list[list]) -> Snapshot:
+    """A snapshot as take() returns it: each part one JSON row per line (missing parts empty)."""
+    import json
+
+    from mercurio_migrate.snapshot import PART_SPECS
+
+    return Snapshot(parts={name: "\n".join(json.dumps(row) for row in parts.get(name, [])) for name in PART_SPECS})
+
+
+def table_row(name: str, columns: list[str], comment: str | None = None) -> list:
+    return ["r", name, f"public.{name}", "p", False, False, False, None, None, None, "", None, True, None, comment,
+            columns]
+
+
+def column_row(table: str, name: str, type_: str, default: str | None = None) -> list:
+    return ["r", table, name, type_, False, default, "", "", None, None, None]
+
+
+def test_raw_rows_and_built_objects_give_the_same_differences():
+    before = raw(relations=[table_row("tenant", ["id", "timezone"]), table_row("old", ["id"])],
+                 columns=[column_row("tenant", "id", "bigint"), column_row("tenant", "timezone", "text", "'UTC'::text"),
+                          column_row("old", "id", "integer")])
+    after = raw(relations=[table_row("tenant", ["id", "timezone"], comment="tenants"), table_row("new", ["id"])],
+                columns=[column_row("tenant", "id", "bigint"), column_row("tenant", "timezone", "text"),
+                         column_row("new", "id", "integer")])
+    fast = diff(before, after)
+    assert fast == diff(Snapshot(before.objects), Snapshot(after.objects))
+    assert [str(d) for d in fast] == [
+        "table old: removed",  # its column folds into it
+        "table new: added",
+        "column tenant.timezone: default 'UTC'::text -> none",
+        "table tenant: comment none -> tenants",
+    ]
+    assert diff(before, before) == []
+
+
+def test_a_side_without_tables_folds_every_child_without_reading_it():
+    tables = raw(relations=[table_row("t", ["id"])], columns=[column_row("t", "id", "integer")])
+    assert [str(d) for d in diff(raw(), tables)] == ["table t: added"]
+    assert [str(d) for d in diff(tables, raw())] == ["table t: removed"]
