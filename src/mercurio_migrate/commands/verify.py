@@ -5,7 +5,6 @@ Exit codes: 0 everything checked out; 1 a difference, a failed migration or lost
 
 from __future__ import annotations
 
-import gc
 import sys
 from pathlib import Path
 
@@ -23,9 +22,6 @@ def _finish(obj: Context, document: dict, lines: list[str], ok: bool) -> None:
         emit_json(document)
     else:
         print("\n".join(lines))
-    # The interpreter's last garbage collection walks every object psycopg's import made (over 0.1 s):
-    # they live until the process ends anyway.
-    gc.freeze()
     if not ok:
         sys.exit(1)
 
@@ -55,9 +51,6 @@ def verify(obj: Context, to: str | None, data: bool, strict: bool, keep: bool) -
     """
     from mercurio_migrate.scratch import Scratch
 
-    # A short-lived process: no cyclic garbage collection during the run (tens of milliseconds of walking the
-    # snapshots' rows); what it would free goes when the process ends.
-    gc.disable()
     engine = obj.engine()
     # first thing: the server creates the scratch database while this process imports the rest
     scratch = Scratch(engine.database_url())
