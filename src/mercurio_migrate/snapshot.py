@@ -542,10 +542,6 @@ def _statement(name: str, parts: Iterable[str]) -> _Statement:
 
 
 _WHOLE = _statement("mercurio_snapshot", _PARTS)
-# The same parts as two statements for two sessions (take(helper=…)), about half the work each.
-_HALVES = (_statement("mercurio_snapshot_a", ("indexes", "constraints", "functions", "extensions")),
-           _statement("mercurio_snapshot_b", ("schemas", "relations", "columns", "sequences", "triggers", "types",
-                                              "policies")))
 SNAPSHOT_SQL = _WHOLE.sql
 
 # Deparsed expressions print constants through their output functions: fix the settings that change them.
@@ -576,7 +572,7 @@ TYPE_KINDS = {"e": "enum type", "d": "domain", "c": "composite type", "r": "rang
 
 
 def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = (),
-         since: Snapshot | None = None, helper=None) -> Snapshot:
+         since: Snapshot | None = None) -> Snapshot:
     """Read the schema of the connected database. ``exclude_tables`` are schema-qualified names
     (default: the tool's own tables); their columns, indexes, constraints, triggers, policies and
     owned sequences are left out with them.
@@ -590,10 +586,6 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
     columns, indexes, … nor deparsed text; its foreign keys, and indexes with a name ``since`` knew, are
     kept). ``diff`` then gives exactly what it gives for a full snapshot, for a fraction of the cost when
     most relations are new (the first run on a fresh database).
-
-    ``helper``: a second session on the same database, which the server runs half of the statement in at
-    the same time (on another processor). The two halves see one state only when nothing changes the
-    schema meanwhile: for a database only the caller uses (verify's scratch database).
     """
     tables = list(tool_tables() if exclude_tables is None else exclude_tables)
     relations = indexes = "NULL::text[]"
@@ -601,12 +593,8 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
         relations = _text_array(conn, [name for part in ("relations", "sequences") for _, name in since.keyed(part)])
         indexes = _text_array(conn, [name for _, name in since.keyed("indexes")])
     arguments = f"({_text_array(conn, tables)}, {_text_array(conn, list(exclude_schemas))}, {relations}, {indexes})"
-    jobs = [(conn, _WHOLE)] if helper is None else [(conn, _HALVES[0]), (helper, _HALVES[1])]
-    parts: dict[str, str] = {}
-    for (_, statement), texts in zip(jobs, _run_snapshot(jobs, arguments)):
-        parts.update(zip(statement.parts, texts))
-    return Snapshot(parts={name: parts[name] for name in _PARTS},
-                    partial=since is not None and since._parts is not None)
+    texts = _run_snapshot(conn, _WHOLE, arguments)
+    return Snapshot(parts=dict(zip(_WHOLE.parts, texts)), partial=since is not None and since._parts is not None)
 
 
 def _text_array(conn, values: list[str]) -> str:
@@ -615,37 +603,26 @@ def _text_array(conn, values: list[str]) -> str:
     return "ARRAY[" + ", ".join(literal(conn, v) for v in values) + "]::text[]"
 
 
-def _run_snapshot(jobs: list[tuple[Any, _Statement]], arguments: str) -> list[list[str]]:
-    """Each statement on its session, inside its read-only transaction (or a savepoint, in a caller's
-    transaction): all sent before any is waited for; the one row of each."""
+def _run_snapshot(conn, statement: _Statement, arguments: str) -> list[str]:
+    """The statement inside its read-only transaction (or a savepoint, in a caller's transaction): its one row."""
     from mercurio_migrate.database import in_failed_or_open_transaction
 
-    def envelope(conn) -> tuple[str, str, str]:  # start, end, and the end after an error
-        if in_failed_or_open_transaction(conn):
-            end = "ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot"
-            return "SAVEPOINT mercurio_snapshot", end, end
-        return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "COMMIT", "ROLLBACK"
-
-    envelopes = [envelope(conn) for conn, _ in jobs]
-    for (conn, statement), (start, end, _) in zip(jobs, envelopes):
-        _send(conn, f"{start};\n{_SET_SESSION_SQL};\nEXECUTE {statement.name} {arguments};\n{end}")
-    outcomes = [_finish(conn) for conn, _ in jobs]  # every session answered before anything else is sent
-    failure: Exception | None = None
-    for index, ((conn, statement), (start, end, after_error)) in enumerate(zip(jobs, envelopes)):
-        outcome = outcomes[index]
-        if isinstance(outcome, Exception) and getattr(outcome, "sqlstate", None) == _UNDEFINED_PREPARED_STATEMENT:
-            # the session's first snapshot (or its statements were deallocated): prepare, run again
-            _one_message(conn, after_error)
-            outcome = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\nPREPARE {statement.name} "
-                                         f"(text[], text[], text[], text[]) AS\n{statement.sql};\n"
-                                         f"EXECUTE {statement.name} {arguments};\n{end}")
-        if isinstance(outcome, Exception):
-            _one_message(conn, after_error)
-            failure = failure or outcome
-        outcomes[index] = outcome
-    if failure is not None:
-        raise failure
-    return outcomes
+    if in_failed_or_open_transaction(conn):
+        start = "SAVEPOINT mercurio_snapshot"
+        end = after_error = "ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot"
+    else:
+        start, end, after_error = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "COMMIT", "ROLLBACK"
+    execute = f"EXECUTE {statement.name} {arguments}"
+    outcome = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\n{execute};\n{end}")
+    if isinstance(outcome, Exception) and getattr(outcome, "sqlstate", None) == _UNDEFINED_PREPARED_STATEMENT:
+        # the session's first snapshot (or its statements were deallocated): prepare, run again
+        _one_message(conn, after_error)
+        outcome = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\nPREPARE {statement.name} "
+                                     f"(text[], text[], text[], text[]) AS\n{statement.sql};\n{execute};\n{end}")
+    if isinstance(outcome, Exception):
+        _one_message(conn, after_error)
+        raise outcome
+    return outcome
 
 
 def _one_message(conn, sql: str) -> list[str] | Exception:

@@ -215,8 +215,8 @@ def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration
                      hint="Use a version (YYYYMMDD_HHMMSS) or folder name from the migrations folder.")
 
 
-def _take(conn, helper=None) -> Snapshot:
-    return snapshot.take(conn, exclude_schemas=(STASH_SCHEMA,), helper=helper)
+def _take(conn) -> Snapshot:
+    return snapshot.take(conn, exclude_schemas=(STASH_SCHEMA,))
 
 
 # --- verify -----------------------------------------------------------------------------------------
@@ -248,26 +248,21 @@ class _Verification:
                  clock: _Clock):
         self.runner, self.scratch, self.report, self.clock = runner, scratch, report, clock
         self.up, self.down = up, down
-        self.conn = self.helper = None
+        self.conn = None
         self.before: dict[str, Snapshot] = {}  # S0 of each migration, for the final rollback
 
     def _connect(self) -> None:
-        # The scratch database is ours alone: a second session computes half of each snapshot meanwhile.
         with self.clock("scratch database"):
             self.conn = self.scratch.connect()
-            self.helper = self.scratch.connect()
 
     def _disconnect(self) -> None:
-        for conn in (self.conn, self.helper):
-            if conn is not None:
-                conn.close()
-        self.conn = self.helper = None
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
 
     def _take(self, conn=None) -> Snapshot:
         with self.clock("snapshots"):
-            if conn is None or conn is self.conn:
-                return _take(self.conn, self.helper)
-            return _take(conn)
+            return _take(conn or self.conn)
 
     def run(self, migrations: list[Migration]) -> None:
         self._connect()
