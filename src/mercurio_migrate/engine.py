@@ -300,19 +300,21 @@ class Engine:
         is a replica or read-only: the caller then takes the ordinary path, which explains any problem."""
         from mercurio_migrate import libpq
 
-        reader = libpq.Reader.open(self.database_url(), f"{APPLICATION_NAME} {__version__}")
-        if reader is None:
+        session = libpq.Session.open(self.database_url(), f"{APPLICATION_NAME} {__version__}")
+        if session is None:
             return None
         try:
-            flags = reader.rows(history.SERVER_FLAGS_SQL)
+            flags = session.rows(history.SERVER_FLAGS_SQL)
             if not flags or (writable and "t" in flags[0][1:]):
                 return None
             if flags[0][0] != "t":
                 return {}
-            rows = reader.rows(history.SELECT_HISTORY_JSON_SQL)
-            return None if not rows else history.rows_from_json(rows[0][0], reader.parameter("TimeZone"))
+            rows = session.rows(history.SELECT_HISTORY_JSON_SQL)
+            return None if not rows else history.rows_from_json(rows[0][0], session.parameter("TimeZone"))
+        except libpq.Failed:
+            return None
         finally:
-            reader.close()
+            session.close()
 
     def status(self) -> list[MigrationState]:
         found = self.migrations()
@@ -372,7 +374,8 @@ class Engine:
                 hint="If the folder was renamed, record the new version with `resolve NEW_VERSION --applied` "
                      "and drop the old row with `resolve OLD_VERSION --rolled-back`.")
 
-    def _parse_all(self, files: list[tuple[Migration, SqlFile]], ahead: ParseAhead | None = None) -> list[Script]:
+    def parse_all(self, files: list[tuple[Migration, SqlFile]], ahead: ParseAhead | None = None) -> list[Script]:
+        """Every file parsed before anything runs; all syntax errors reported at once. ``ahead``: parsed by a child."""
         scripts, errors = [], []
         for _, sql_file in files:
             try:
@@ -456,13 +459,12 @@ class Engine:
                 if migration.version < newest_applied:
                     self.emit("warning", f"{migration.id} is older than the newest applied migration "
                                          f"({newest_applied}): applying it out of order", version=migration.version)
-            scripts = self._parse_all([(m, m.migration) for m in pending], ahead)
+            scripts = self.parse_all([(m, m.migration) for m in pending], ahead)
             plan = tuple(self._plan_entry(m, s) for m, s in zip(pending, scripts))
             if dry_run:
                 return RunResult("up", (), plan, True)
             self._require_keys(conn, scripts)
-            self._verify_scripts = {m.version: parse(verify.text, verify.path, outcome=ahead.outcome(verify.text))
-                                    for m in pending if (verify := m.extras.get("verify.sql"))}
+            self.parse_verify_scripts(pending, ahead)
             if not pending:
                 return RunResult("up", (), plan, False, schema_sql=self._schema_sql(conn) if dump else None)
             if self.settings.safety.preflight:
@@ -545,7 +547,7 @@ class Engine:
                                     hint="Write the missing rollback.sql, or stop before that migration "
                                          "(down --to VERSION), or record it with `resolve VERSION --rolled-back`.")
             migrations = [on_disk[v] for v in chosen]
-            scripts = self._parse_all([(m, m.rollback) for m in migrations])
+            scripts = self.parse_all([(m, m.rollback) for m in migrations])
             plan = tuple(self._plan_entry(m, s) for m, s in zip(migrations, scripts))
             if dry_run:
                 return RunResult("down", (), plan, True)
@@ -877,10 +879,16 @@ class Engine:
         faults.point(conn, f"{migration.version}:committed")
         return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
 
+    def parse_verify_scripts(self, migrations: list[Migration], ahead: ParseAhead | None = None) -> None:
+        """Parse the verify.sql of these migrations now (``ahead``: by a child), so that running them parses
+        nothing between two migrations."""
+        self._verify_scripts = {
+            m.version: parse(f.text, f.path, outcome=ahead.outcome(f.text) if ahead else None)
+            for m in migrations if (f := m.extras.get("verify.sql"))}
+
     def _verify_script(self, migration: Migration) -> Script | None:
-        scripts = getattr(self, "_verify_scripts", None) or {}
-        if migration.version in scripts:
-            return scripts[migration.version]
+        if migration.version in self._verify_scripts:
+            return self._verify_scripts[migration.version]
         if "verify.sql" in migration.extras:
             return parse(migration.extras["verify.sql"].text, migration.extras["verify.sql"].path)
         return None

@@ -19,8 +19,9 @@ import os
 import sys
 
 CONNECTION_OK = 0
-PGRES_TUPLES_OK = 2
+PGRES_FATAL_ERROR = 7
 PQPING_OK = 0
+PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
 
 
 @functools.cache
@@ -43,6 +44,11 @@ def _library() -> ctypes.CDLL | None:
     return None
 
 
+def library() -> ctypes.CDLL | None:
+    """libpq with the functions this module uses declared, or None (then use psycopg)."""
+    return _library()
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     strings = ctypes.POINTER(ctypes.c_char_p)
     signatures = {
@@ -50,8 +56,11 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "PQpingParams": ([strings, strings, ctypes.c_int], ctypes.c_int),
         "PQstatus": ([ctypes.c_void_p], ctypes.c_int),
         "PQfinish": ([ctypes.c_void_p], None),
-        "PQexec": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_void_p),
+        "PQsendQuery": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
+        "PQgetResult": ([ctypes.c_void_p], ctypes.c_void_p),
         "PQresultStatus": ([ctypes.c_void_p], ctypes.c_int),
+        "PQresultErrorField": ([ctypes.c_void_p, ctypes.c_int], ctypes.c_char_p),
+        "PQerrorMessage": ([ctypes.c_void_p], ctypes.c_char_p),
         "PQntuples": ([ctypes.c_void_p], ctypes.c_int),
         "PQnfields": ([ctypes.c_void_p], ctypes.c_int),
         "PQgetvalue": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_char_p),
@@ -80,14 +89,23 @@ def ping(conninfo: str) -> bool | None:
     return lib.PQpingParams(keys, values, 1) == PQPING_OK
 
 
-class Reader:
-    """One connection for a few text-format reads, then closed. ``None`` from any method: use psycopg."""
+class Failed(Exception):
+    """A statement sent through a Session failed: its SQLSTATE and PostgreSQL's message."""
+
+    def __init__(self, sqlstate: str, message: str):
+        super().__init__(message)
+        self.sqlstate, self.message = sqlstate, message
+
+
+class Session:
+    """One connection for a few text-format statements, then closed. ``open`` gives None when it cannot
+    connect (no libpq, server unreachable, …): use psycopg, which says why."""
 
     def __init__(self, lib: ctypes.CDLL, handle: int):
         self._lib, self._handle = lib, handle
 
     @classmethod
-    def open(cls, url: str, application_name: str) -> Reader | None:
+    def open(cls, url: str, application_name: str) -> Session | None:
         lib = _library()
         if lib is None:
             return None
@@ -105,21 +123,35 @@ class Reader:
         value = self._lib.PQparameterStatus(self._handle, name.encode())
         return value.decode() if value is not None else None
 
-    def rows(self, sql: str) -> list[tuple[str | None, ...]] | None:
-        """The rows of one query, every value as text (NULL as None); None if it did not return rows."""
-        lib = self._lib
-        result = lib.PQexec(self._handle, sql.encode())
-        if not result:
-            return None
-        try:
-            if lib.PQresultStatus(result) != PGRES_TUPLES_OK:
-                return None
-            width = lib.PQnfields(result)
-            get, isnull = lib.PQgetvalue, lib.PQgetisnull
-            return [tuple(None if isnull(result, row, column) else get(result, row, column).decode()
-                          for column in range(width)) for row in range(lib.PQntuples(result))]
-        finally:
-            lib.PQclear(result)
+    def rows(self, sql: str) -> list[tuple[str | None, ...]]:
+        """The rows of ``sql`` (one or more statements), every value as text, NULL as None; Failed on an error."""
+        self.send(sql)
+        return self.finish()
+
+    def send(self, sql: str) -> None:
+        """Send ``sql`` and return at once: the server works on it until ``finish``."""
+        if not self._lib.PQsendQuery(self._handle, sql.encode("utf-8")):
+            message = (self._lib.PQerrorMessage(self._handle) or b"").decode("utf-8", "replace").strip()
+            raise Failed("08000", message)
+
+    def finish(self) -> list[tuple[str | None, ...]]:
+        """Wait for what ``send`` sent: its rows, or Failed with the first error."""
+        lib, failure, rows = self._lib, None, []
+        get, isnull = lib.PQgetvalue, lib.PQgetisnull
+        while result := lib.PQgetResult(self._handle):
+            try:
+                if lib.PQresultStatus(result) == PGRES_FATAL_ERROR and failure is None:
+                    field = lib.PQresultErrorField
+                    failure = Failed((field(result, PG_DIAG_SQLSTATE) or b"").decode(),
+                                     (field(result, PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace"))
+                width = lib.PQnfields(result)
+                rows.extend(tuple(None if isnull(result, row, column) else get(result, row, column).decode()
+                                  for column in range(width)) for row in range(lib.PQntuples(result)))
+            finally:
+                lib.PQclear(result)
+        if failure is not None:
+            raise failure
+        return rows
 
     def close(self) -> None:
         if self._handle:

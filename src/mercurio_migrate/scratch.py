@@ -9,96 +9,27 @@ and the migrations are parsed.
 
 from __future__ import annotations
 
-import ctypes
 import secrets
 import time
 
+from mercurio_migrate import libpq
 from mercurio_migrate.errors import ConnectionFailed, MercurioError
+from mercurio_migrate.libpq import Failed as _Failed
 from mercurio_migrate.redact import redact_url
 
 SCRATCH_PREFIX = "mercurio_verify_"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
 
-class _Failed(Exception):
-    """A maintenance statement failed: its SQLSTATE and message."""
+def _libpq_session(url: str):
+    """The maintenance session through libpq itself (mercurio_migrate.libpq.Session), without importing
+    psycopg: the server creates the scratch database on the other processor while this process imports
+    psycopg and parses the migrations. It connects to the target database (only to read pg_database and run
+    CREATE and DROP DATABASE, which act on the server); None whenever that is not possible."""
+    from mercurio_migrate import __version__
+    from mercurio_migrate.database import APPLICATION_NAME
 
-    def __init__(self, sqlstate: str, message: str):
-        super().__init__(message)
-        self.sqlstate, self.message = sqlstate, message
-
-
-class _LibpqSession:
-    """The maintenance session through libpq itself (mercurio_migrate.libpq), without importing psycopg: the
-    server creates the scratch database on the other processor while this process imports psycopg and
-    parses the migrations. It connects to the target database (only to read pg_database and run CREATE and
-    DROP DATABASE, which act on the server); ``open`` gives None whenever that is not possible."""
-
-    PGRES_FATAL_ERROR = 7
-    PG_DIAG_SQLSTATE = ord("C")
-    PG_DIAG_MESSAGE_PRIMARY = ord("M")
-
-    def __init__(self, lib, handle: int):
-        self._lib, self._handle = lib, handle
-
-    @classmethod
-    def open(cls, url: str) -> _LibpqSession | None:
-        from mercurio_migrate import __version__, libpq
-        from mercurio_migrate.database import APPLICATION_NAME
-
-        lib = libpq._library()
-        if lib is None or not hasattr(lib, "PQsendQuery"):
-            return None
-        declarations = {"PQsendQuery": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_int),
-                        "PQgetResult": ([ctypes.c_void_p], ctypes.c_void_p),
-                        "PQresultErrorField": ([ctypes.c_void_p, ctypes.c_int], ctypes.c_char_p),
-                        "PQerrorMessage": ([ctypes.c_void_p], ctypes.c_char_p)}
-        for name, (arguments, result) in declarations.items():
-            function = getattr(lib, name)
-            function.argtypes, function.restype = arguments, result
-        settings = {"dbname": url, "application_name": f"{APPLICATION_NAME} {__version__}", "connect_timeout": "10",
-                    "client_encoding": "UTF8"}
-        keys = (ctypes.c_char_p * (len(settings) + 1))(*(k.encode() for k in settings), None)
-        values = (ctypes.c_char_p * (len(settings) + 1))(*(v.encode() for v in settings.values()), None)
-        handle = lib.PQconnectdbParams(keys, values, 1)
-        if not handle:
-            return None
-        if lib.PQstatus(handle) != libpq.CONNECTION_OK:
-            lib.PQfinish(handle)
-            return None
-        return cls(lib, handle)
-
-    def rows(self, sql: str) -> list[tuple]:
-        self.send(sql)
-        return self.finish()
-
-    def send(self, sql: str) -> None:
-        if not self._lib.PQsendQuery(self._handle, sql.encode("utf-8")):
-            raise _Failed("08000", (self._lib.PQerrorMessage(self._handle) or b"").decode("utf-8", "replace").strip())
-
-    def finish(self) -> list[tuple]:
-        """The rows of the statement sent (text), or _Failed."""
-        lib, failure, rows = self._lib, None, []
-        while result := lib.PQgetResult(self._handle):
-            try:
-                if lib.PQresultStatus(result) == self.PGRES_FATAL_ERROR and failure is None:
-                    field = lib.PQresultErrorField
-                    failure = _Failed((field(result, self.PG_DIAG_SQLSTATE) or b"").decode(),
-                                      (field(result, self.PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace"))
-                for row in range(lib.PQntuples(result)):
-                    rows.append(tuple(None if lib.PQgetisnull(result, row, column) else
-                                      lib.PQgetvalue(result, row, column).decode("utf-8")
-                                      for column in range(lib.PQnfields(result))))
-            finally:
-                lib.PQclear(result)
-        if failure is not None:
-            raise failure
-        return rows
-
-    def close(self) -> None:
-        if self._handle:
-            self._lib.PQfinish(self._handle)
-            self._handle = 0
+    return libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}")
 
 
 class _PsycopgSession:
@@ -143,7 +74,7 @@ class Scratch:
         self.created: list[str] = []
         self._pending: str | None = None  # a database being created (create(wait=False))
         self._on_target = True  # the maintenance session is connected to the target database
-        self.maintenance = _LibpqSession.open(target_url) or self._maintenance_connection()
+        self.maintenance = _libpq_session(target_url) or self._maintenance_connection()
 
     def url(self, database: str | None = None) -> str:
         from psycopg.conninfo import make_conninfo

@@ -180,11 +180,9 @@ class _Runner:
         """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early.
         ``ahead``: parse_ahead(migrations), started before the scratch database and psycopg."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
-        scripts = self.engine._parse_all(pairs, ahead)
+        scripts = self.engine.parse_all(pairs, ahead)
         # verify.sql too, as `up` does it, so that no file is parsed (nor pglast imported) between two runs
-        self.engine._verify_scripts = {
-            m.version: parse(f.text, f.path, outcome=ahead.outcome(f.text) if ahead else None)
-            for m in migrations if (f := m.extras.get("verify.sql"))}
+        self.engine.parse_verify_scripts(migrations, ahead)
         up = {m.version: s for m, s in zip(migrations, scripts)}
         down = {m.version: s for (m, _), s in zip(pairs[len(migrations):], scripts[len(migrations):])}
         return up, down

@@ -31,7 +31,7 @@ def test_the_fast_path_can_be_switched_off(monkeypatch):
     libpq._library.cache_clear()
     monkeypatch.setenv("MERCURIO_NO_LIBPQ_FASTPATH", "1")
     try:
-        assert libpq.Reader.open("postgresql:///nowhere", "test") is None
+        assert libpq.Session.open("postgresql:///nowhere", "test") is None
         assert libpq.ping("postgresql:///nowhere") is None
     finally:
         libpq._library.cache_clear()
@@ -41,4 +41,4 @@ def test_ping_and_open_say_no_for_a_server_that_is_not_there(tmp_path):
     libpq._library.cache_clear()
     url = f"postgresql://postgres@/x?host={tmp_path}&port=1"
     assert libpq.ping(url) is False
-    assert libpq.Reader.open(url, "test") is None
+    assert libpq.Session.open(url, "test") is None
