@@ -33,8 +33,8 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
                               "application_name": f"{APPLICATION_NAME} {__version__}"}
     if options:
         # libpq ignores PGOPTIONS once `options` is given: keep the user's settings in front of ours
-        own = " ".join(f"-c {key}={_escape_option(value)}" for key, value in options.items())
-        kwargs["options"] = " ".join(filter(None, (os.environ.get("PGOPTIONS"), _url_options(url), own)))
+        kwargs["options"] = " ".join(filter(None, (os.environ.get("PGOPTIONS"), _url_options(url),
+                                                   _own_options(options))))
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.ProgrammingError as exc:  # malformed conninfo: a configuration error
@@ -50,6 +50,18 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
         elif "does not exist" in message and "database" in message:
             hint = "Create the database first (createdb), or point DATABASE_URL at an existing one."
         raise ConnectionFailed(f"cannot connect to {redact_url(url)}: {message}", hint=hint) from None
+
+
+def libpq_options(url: str, options: dict[str, str]) -> str | None:
+    """The `options` connect() sends, for a connection opened through libpq directly; None when the URL
+    carries options of its own (psycopg's parser then merges them: take that path)."""
+    if "options" in url.lower():
+        return None
+    return " ".join(filter(None, (os.environ.get("PGOPTIONS"), _own_options(options))))
+
+
+def _own_options(options: dict[str, str]) -> str:
+    return " ".join(f"-c {key}={_escape_option(value)}" for key, value in options.items())
 
 
 def _url_options(url: str) -> str | None:
@@ -110,6 +122,8 @@ def _rows_from_tag(tag: str) -> int:
 
 
 def in_failed_or_open_transaction(conn) -> bool:
+    if hasattr(conn, "in_transaction"):  # a libpq.Session
+        return conn.in_transaction()
     from psycopg import pq
 
     return conn.pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)

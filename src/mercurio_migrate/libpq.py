@@ -17,9 +17,11 @@ import glob
 import importlib.util
 import os
 import sys
+from typing import NamedTuple
 
 CONNECTION_OK = 0
-PGRES_FATAL_ERROR = 7
+PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_FATAL_ERROR = 2, 0, 7
+PQTRANS_IDLE = 0
 PQPING_OK = 0
 PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
 
@@ -67,6 +69,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "PQgetisnull": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int),
         "PQclear": ([ctypes.c_void_p], None),
         "PQparameterStatus": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_char_p),
+        "PQcmdStatus": ([ctypes.c_void_p], ctypes.c_char_p),
+        "PQtransactionStatus": ([ctypes.c_void_p], ctypes.c_int),
+        "PQport": ([ctypes.c_void_p], ctypes.c_char_p),
     }
     for name, (arguments, result) in signatures.items():
         function = getattr(lib, name)
@@ -97,6 +102,24 @@ class Failed(Exception):
         self.sqlstate, self.message = sqlstate, message
 
 
+class Result(NamedTuple):
+    """One statement's outcome: as database.StatementResult, with the error as SQLSTATE and message."""
+
+    ok: bool
+    command_status: str
+    value: str | None  # the first column of the first row, as text
+    sqlstate: str = ""
+    message: str = ""
+
+
+class Rows(list):
+    def fetchall(self) -> list:
+        return list(self)
+
+    def fetchone(self):
+        return self[0] if self else None
+
+
 class Session:
     """One connection for a few text-format statements, then closed. ``open`` gives None when it cannot
     connect (no libpq, server unreachable, …): use psycopg, which says why."""
@@ -105,12 +128,16 @@ class Session:
         self._lib, self._handle = lib, handle
 
     @classmethod
-    def open(cls, url: str, application_name: str) -> Session | None:
+    def open(cls, url: str, application_name: str, options: str | None = None) -> Session | None:
+        """``options``: libpq's `options` (``-c name=value`` settings for the session), as psycopg is given."""
         lib = _library()
         if lib is None:
             return None
-        keys, values = _parameters({"dbname": url, "application_name": application_name, "connect_timeout": "10",
-                                    "client_encoding": "UTF8"})
+        settings = {"dbname": url, "application_name": application_name, "connect_timeout": "10",
+                    "client_encoding": "UTF8"}
+        if options:
+            settings["options"] = options
+        keys, values = _parameters(settings)
         handle = lib.PQconnectdbParams(keys, values, 1)
         if not handle:
             return None
@@ -123,10 +150,71 @@ class Session:
         value = self._lib.PQparameterStatus(self._handle, name.encode())
         return value.decode() if value is not None else None
 
-    def rows(self, sql: str) -> list[tuple[str | None, ...]]:
+    # what database.literal and in_failed_or_open_transaction ask of a connection
+    parameter_status = parameter
+
+    @property
+    def info(self) -> Session:
+        return self
+
+    @property
+    def port(self) -> str:
+        return (self._lib.PQport(self._handle) or b"").decode()
+
+    def in_transaction(self) -> bool:
+        return self._lib.PQtransactionStatus(self._handle) != PQTRANS_IDLE
+
+    def results(self, sql: str) -> list[Result]:
+        """One Result per statement of ``sql`` run (sent as one message), up to and including the first
+        that failed (the server skips the rest)."""
+        self.send(sql)
+        lib, out = self._lib, []
+        while result := lib.PQgetResult(self._handle):
+            try:
+                status = lib.PQresultStatus(result)
+                if status == PGRES_EMPTY_QUERY or (out and not out[-1].ok):
+                    continue
+                if status == PGRES_FATAL_ERROR:
+                    field = lib.PQresultErrorField
+                    out.append(Result(False, "", None, (field(result, PG_DIAG_SQLSTATE) or b"").decode(),
+                                      (field(result, PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace")))
+                    continue
+                value = None
+                if status == PGRES_TUPLES_OK and lib.PQntuples(result) and lib.PQnfields(result) \
+                        and not lib.PQgetisnull(result, 0, 0):
+                    value = lib.PQgetvalue(result, 0, 0).decode("utf-8", "replace")
+                out.append(Result(True, (lib.PQcmdStatus(result) or b"").decode(), value))
+            finally:
+                lib.PQclear(result)
+        return out
+
+    def last_row(self, sql: str) -> list[str] | Failed:
+        """The values of the last row set ``sql`` returns (its first row), or the Failed that stopped it."""
+        try:
+            rows = self.rows(sql, last_only=True)
+        except Failed as failure:
+            return failure
+        return list(rows[0]) if rows else []
+
+    def execute(self, sql: str, params: tuple | dict | None = None) -> Rows:
+        """psycopg's ``execute(...).fetchall()`` for the tool's own catalog reads: ``%s`` / ``%(name)s``
+        parameters (numbers, strings, lists of strings) quoted here, every value as text."""
+        if params is not None:
+            sql = sql % (tuple(map(self._quote, params)) if isinstance(params, tuple)
+                         else {k: self._quote(v) for k, v in params.items()})
+        return Rows(self.rows(sql))
+
+    def _quote(self, value) -> str:
+        from mercurio_migrate.database import literal
+
+        if isinstance(value, list | tuple):
+            return "ARRAY[" + ", ".join(literal(self, v) for v in value) + "]::text[]"
+        return literal(self, value)
+
+    def rows(self, sql: str, last_only: bool = False) -> list[tuple[str | None, ...]]:
         """The rows of ``sql`` (one or more statements), every value as text, NULL as None; Failed on an error."""
         self.send(sql)
-        return self.finish()
+        return self.finish(last_only)
 
     def send(self, sql: str) -> None:
         """Send ``sql`` and return at once: the server works on it until ``finish``."""
@@ -134,8 +222,9 @@ class Session:
             message = (self._lib.PQerrorMessage(self._handle) or b"").decode("utf-8", "replace").strip()
             raise Failed("08000", message)
 
-    def finish(self) -> list[tuple[str | None, ...]]:
-        """Wait for what ``send`` sent: its rows, or Failed with the first error."""
+    def finish(self, last_only: bool = False) -> list[tuple[str | None, ...]]:
+        """Wait for what ``send`` sent: its rows (``last_only``: the last row set's), or Failed with the
+        first error."""
         lib, failure, rows = self._lib, None, []
         get, isnull = lib.PQgetvalue, lib.PQgetisnull
         while result := lib.PQgetResult(self._handle):
@@ -145,6 +234,8 @@ class Session:
                     failure = Failed((field(result, PG_DIAG_SQLSTATE) or b"").decode(),
                                      (field(result, PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace"))
                 width = lib.PQnfields(result)
+                if last_only and lib.PQresultStatus(result) == PGRES_TUPLES_OK:
+                    rows = []
                 rows.extend(tuple(None if isnull(result, row, column) else get(result, row, column).decode()
                                   for column in range(width)) for row in range(lib.PQntuples(result)))
             finally:

@@ -632,6 +632,8 @@ def _run_snapshot(conn, statement: _Statement, arguments: str) -> list[str]:
 def _one_message(conn, sql: str) -> list[str] | Exception:
     """Send ``sql`` as one simple-query message: the values of the last row set that comes back (the
     snapshot's one row), or the error that stopped the message."""
+    if hasattr(conn, "last_row"):  # a libpq.Session (up's quick path)
+        return conn.last_row(sql)
     _send(conn, sql)
     return _finish(conn)
 

@@ -275,20 +275,27 @@ def mode_of(controls: list[str | None], has_non_transactional: bool) -> Mode:
 
 
 class ParseAhead:
-    """parse_outcome() of several files in a forked child process, while this process goes on (importing
-    psycopg, connecting, taking the lock): importing pglast and parsing then use the second processor.
+    """parse_outcome() of several files in a forked child process, while this process goes on (reading
+    the history, connecting, taking the lock): importing pglast and parsing then use the second processor.
     ``outcomes()`` gives them in order, or None whenever that did not work (no fork on this platform, other
-    threads running, the child failed): the caller then parses in-process, which is always correct."""
+    threads running, the child failed): the caller then parses in-process, which is always correct.
 
-    def __init__(self, texts: list[str]):
-        self._texts = texts
+    ``ParseAhead(texts)`` parses all of ``texts``. ``ParseAhead(candidates, choose_later=True)`` forks at
+    once and the child imports pglast (most of its work) while this process finds out which of the
+    candidates it needs; ``choose(indices)`` then says which to parse (none: the child just exits)."""
+
+    def __init__(self, texts: list[str], choose_later: bool = False):
+        self._candidates = texts
+        self._texts: list[str] = [] if choose_later else texts
         self._pid: int | None = None
         self._reader: int | None = None
+        self._chooser: int | None = None
         self._by_text: dict[str, tuple] | None = None
         if not texts or not _can_fork():
             return
         try:
             reader, writer = os.pipe()
+            choice_reader, chooser = os.pipe() if choose_later else (None, None)
             pid = os.fork()
         except OSError:
             return
@@ -298,6 +305,13 @@ class ParseAhead:
                 os.close(reader)
                 import marshal
 
+                if chooser is not None:
+                    os.close(chooser)
+                    from pglast import parser  # noqa: F401 - the import is the slow part: do it while waiting
+
+                    with os.fdopen(choice_reader, "rb") as source:
+                        choice = source.read()
+                    texts = [self._candidates[i] for i in marshal.loads(choice)] if choice else []
                 data = marshal.dumps([parse_outcome(text) for text in texts])
                 with os.fdopen(writer, "wb") as out:
                     out.write(data)
@@ -305,7 +319,42 @@ class ParseAhead:
             finally:
                 os._exit(status)
         os.close(writer)
-        self._pid, self._reader = pid, reader
+        if chooser is not None:
+            os.close(choice_reader)
+        self._pid, self._reader, self._chooser = pid, reader, chooser
+
+    def choose(self, indices: list[int]) -> None:
+        """Which of the candidates to parse (indices into them); an empty list ends the child."""
+        if self._chooser is None:
+            return
+        import marshal
+
+        self._texts = [self._candidates[i] for i in indices]
+        try:
+            if indices:
+                os.write(self._chooser, marshal.dumps(indices))
+        finally:
+            os.close(self._chooser)
+            self._chooser = None
+        if not indices:  # nothing to parse: end the child now rather than let it finish importing pglast
+            import signal
+
+            os.close(self._reader)
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.waitpid(self._pid, 0)
+            self._pid = self._reader = None
+
+    def close(self) -> None:
+        """End the child if its outcomes were never read (the command stopped before parsing)."""
+        if self._chooser is not None:
+            self.choose([])
+        if self._pid is not None:
+            os.close(self._reader)  # a child still writing gets a broken pipe and exits
+            os.waitpid(self._pid, 0)
+            self._pid = self._reader = None
 
     def outcome(self, text: str) -> tuple | None:
         """parse_outcome(text) if the child computed it, else None (then parse in-process)."""
@@ -314,6 +363,8 @@ class ParseAhead:
         return self._by_text.get(text)
 
     def outcomes(self) -> list[tuple] | None:
+        if self._chooser is not None:  # never told what to parse: nothing was
+            self.choose([])
         if self._pid is None:
             return None
         import marshal

@@ -104,7 +104,8 @@ def capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None =
     if not tables:
         return Capture(schema, {})
     sql_names = dict(tables)
-    estimates = {name: (estimate, size) for name, estimate, size in
+    # int(): the quick path's libpq session gives every value as text
+    estimates = {name: (int(estimate), int(size)) for name, estimate, size in
                  conn.execute(ESTIMATES_SQL, ([sql_names[name] for name, _ in tables],)).fetchall()}
     counts: dict[str, RowCount] = {}
     to_count = []
@@ -121,7 +122,7 @@ def capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None =
     if to_count:
         query = " UNION ALL ".join(f"SELECT {i}, count(*) FROM {sql_names[name]}" for i, name in enumerate(to_count))
         for index, rows in conn.execute(query).fetchall():
-            counts[to_count[index]] = RowCount(rows, True)
+            counts[to_count[int(index)]] = RowCount(int(rows), True)
     return Capture(schema, dict(sorted(counts.items())))
 
 

@@ -164,3 +164,22 @@ def test_rollbacks_are_batched_too_and_recorded(cli, db, tmp_path):
     assert relations(db) == {"public.mercurio_migrations", "public.migration_log"}
     notes = [r[0] for r in db.execute("SELECT notes FROM migration_log ORDER BY id").fetchall()]
     assert len(notes) == 6 and all(n.startswith("rolled back by") for n in notes[3:])
+
+
+def test_a_migration_that_deallocates_prepared_statements_runs_alone(cli, db, tmp_path):
+    # a batch records its migrations through statements it prepares at the start of the message: a
+    # migration that could drop them (DEALLOCATE ALL) must not share a message with others
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_a", "CREATE TABLE a (id int);\n")
+    write_migration(root, "20250101_000001_b", "CREATE TABLE b (id int);\n")
+    write_migration(root, "20250101_000002_dealloc", "PREPARE mine AS SELECT 1;\nDEALLOCATE ALL;\n")
+    write_migration(root, "20250101_000003_c", "CREATE TABLE c (id int);\n")
+    write_migration(root, "20250101_000004_d", "CREATE TABLE d (id int);\n")
+    result = cli("--dir", str(root), "up")
+    assert result.returncode == 0, result.stderr
+    assert "[1-2/5] applying 2 migrations in one round trip" in result.stderr
+    assert "[3/5] applying 20250101_000002_dealloc" in result.stderr
+    assert "[4-5/5] applying 2 migrations in one round trip" in result.stderr
+    assert applied(db) == [f"20250101_00000{i}" for i in range(5)]
+    assert db.execute("SELECT count(*) FROM migration_log WHERE notes LIKE 'applied by mercurio-migrate%'"
+                      ).fetchone()[0] == 5

@@ -51,7 +51,7 @@ def test_applied_at_is_shown_in_the_sessions_time_zone_either_way(cli, db, datab
 
 def test_up_to_date_up_needs_no_psycopg_and_pending_work_still_runs(cli, db, tmp_path):
     root = migrations(tmp_path, 2)
-    first = cli("--dir", str(root), "up", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    first = cli("--dir", str(root), "up", env={"PYTHONPROFILEIMPORTTIME": "1", **NO_FAST_PATH})
     assert first.returncode == 0 and imported_psycopg(first)
     noop = cli("--dir", str(root), "--json", "up", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert noop.returncode == 0 and json.loads(noop.stdout) == {"applied": []}

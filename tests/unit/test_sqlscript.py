@@ -126,3 +126,37 @@ def test_a_child_that_fails_is_ignored_and_the_parent_parses_itself(monkeypatch)
     ahead = sqlscript.ParseAhead(["SELECT 1"])
     assert ahead._pid is not None
     assert ahead.outcome("SELECT 1") is None
+
+
+def test_parsing_ahead_of_a_later_choice_parses_just_the_chosen_files():
+    from mercurio_migrate.sqlscript import ParseAhead, parse_outcome
+
+    texts = ["SELECT 1;", "CREATE TABLE t (id int);", "SELEC 1;"]
+    ahead = ParseAhead(texts, choose_later=True)
+    assert ahead._pid is not None
+    ahead.choose([1, 2])
+    assert ahead.outcome(texts[1]) == parse_outcome(texts[1])
+    assert ahead.outcome(texts[2]) == parse_outcome(texts[2]) and ahead.outcome(texts[2])[0] == "error"
+    assert ahead.outcome(texts[0]) is None  # not chosen: parsed in-process by the caller
+    ahead.close()
+
+
+def test_a_child_told_nothing_or_never_read_is_ended_and_reaped():
+    import os
+
+    from mercurio_migrate.sqlscript import ParseAhead
+
+    for chosen in ([], [0], None):
+        ahead = ParseAhead(["SELECT 1;" * 20000], choose_later=True)  # an outcome larger than a pipe's buffer
+        pid = ahead._pid
+        assert pid is not None
+        if chosen is not None:
+            ahead.choose(chosen)
+        ahead.close()
+        assert ahead._pid is None
+        try:
+            os.waitpid(pid, os.WNOHANG)
+            reaped = False
+        except ChildProcessError:
+            reaped = True
+        assert reaped

@@ -1,0 +1,128 @@
+"""`up` through libpq directly (no psycopg import) when every pending migration can be batched: the same
+database, history, migration_log, output and validation report as the psycopg path; anything it does not
+handle goes to the psycopg path before anything runs; a failure hands over what committed."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from conftest import write_migration
+
+PSYCOPG_PATH = {"MERCURIO_NO_QUICK_UP": "1"}
+IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}
+
+
+def imported_psycopg(result) -> bool:
+    return any("psycopg" in line for line in result.stderr.splitlines() if line.startswith("import time:"))
+
+
+def reference_set(tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_tenants", """-- Purpose: tenants
+BEGIN;
+CREATE TABLE tenant (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, timezone VARCHAR(50) DEFAULT 'UTC');
+COMMENT ON TABLE tenant IS 'tenants';
+COMMIT;
+""", "DROP TABLE tenant;\n")
+    write_migration(root, "20250101_000001_workspaces", """CREATE TABLE workspace (
+    id BIGSERIAL PRIMARY KEY,
+    tenant_id BIGINT NOT NULL REFERENCES tenant(id),
+    created_at TIMESTAMPTZ DEFAULT now()
+);
+CREATE INDEX idx_workspace_tenant ON workspace(tenant_id, created_at DESC);
+""", "DROP TABLE workspace;\n")
+    write_migration(root, "20250101_000002_function", """CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.created_at := now(); RETURN NEW; END $$;
+CREATE TRIGGER workspace_touch BEFORE INSERT ON workspace FOR EACH ROW EXECUTE FUNCTION touch();
+""", "DROP TRIGGER workspace_touch ON workspace;\nDROP FUNCTION touch();\n")
+    return root
+
+
+def history(url: str) -> tuple[list, list]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT version, name, checksum, rollback_checksum, records_processed, transaction_mode, "
+                            "applied_by, client_host, tool_version, execution_ms > 0, applied_at <= now() "
+                            "FROM public.mercurio_migrations ORDER BY version").fetchall()
+        log = conn.execute("SELECT migration_name, records_processed, regexp_replace(notes, '[0-9.]+ ms', 'N ms') "
+                           "FROM public.migration_log ORDER BY id").fetchall()
+    return rows, log
+
+
+def without_times(document: dict) -> dict:
+    for step in document["applied"]:
+        assert step.pop("duration_ms") > 0
+    return document
+
+
+def test_quick_up_needs_no_psycopg_and_gives_what_the_psycopg_path_gives(cli, database_url, other_url, tmp_path):
+    root = reference_set(tmp_path)
+    quick = cli("--dir", str(root), "--json", "up", env=IMPORTS)
+    slow = cli("--dir", str(root), "--json", "up", database_url=other_url, env={**IMPORTS, **PSYCOPG_PATH})
+    assert quick.returncode == 0 and slow.returncode == 0, quick.stderr[-800:] + slow.stderr[-800:]
+    assert not imported_psycopg(quick)
+    assert imported_psycopg(slow)  # the switch works, so the comparison means something
+    assert without_times(json.loads(quick.stdout)) == without_times(json.loads(slow.stdout))
+    assert history(database_url) == history(other_url)
+    report = json.loads(quick.stdout)["validation"]
+    created = {(d["kind"], d["name"]) for d in report["created"]}
+    assert {("table", "tenant"), ("table", "workspace")} <= created, created
+    assert report["new_foreign_keys"] and report["new_foreign_keys"][0]["table"] == "workspace"
+    text = cli("--dir", str(root), "status")
+    assert text.returncode == 0 and text.stdout.count("applied") >= 3
+
+
+def test_what_the_quick_path_does_not_handle_goes_the_psycopg_way_before_anything_runs(cli, db, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_a", "CREATE TABLE a (id int);\n")
+    write_migration(root, "20250101_000001_rows", "INSERT INTO a VALUES (1), (2);\n")  # a row count to record
+    result = cli("--dir", str(root), "--json", "up", env=IMPORTS)
+    assert result.returncode == 0, result.stderr
+    assert imported_psycopg(result)
+    assert [s["records_processed"] for s in json.loads(result.stdout)["applied"]] == [0, 2]
+
+    write_migration(root, "20250101_000002_checked", "CREATE TABLE b (id int);\n",
+                    verify="SELECT count(*) = 0 FROM b;\n")
+    checked = cli("--dir", str(root), "up", env=IMPORTS)
+    assert checked.returncode == 0, checked.stderr
+    assert imported_psycopg(checked)
+
+
+def test_a_held_migration_lock_sends_up_the_psycopg_way_which_waits_and_says_so(cli, db, database_url, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TEST_KEYS
+
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_a", "CREATE TABLE a (id int);\n")
+    write_migration(root, "20250101_000001_b", "CREATE TABLE b (id int);\n")
+    holder = psycopg.connect(database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(1296911687, 0)")
+    env = {**__import__("os").environ, **TEST_KEYS, "DATABASE_URL": database_url}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    holder.execute("SELECT pg_advisory_unlock(1296911687, 0)")
+    holder.close()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "waiting for the migration lock" in stderr
+    assert db.execute("SELECT count(*) FROM public.mercurio_migrations").fetchone()[0] == 2
+
+
+def test_a_failure_on_the_quick_path_hands_over_what_committed_and_reports_it_in_full(cli, db, tmp_path):
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_a", "CREATE TABLE a (id int);\n")
+    write_migration(root, "20250101_000001_bad", "CREATE TABLE b (id int);\nALTER TABLE nosuch ADD COLUMN x int;\n")
+    write_migration(root, "20250101_000002_c", "CREATE TABLE c (id int);\n")
+    result = cli("--dir", str(root), "--json", "up")
+    assert result.returncode == 1
+    assert "20250101_000001_bad/migration.sql:2:1" in result.stderr
+    assert 'relation "nosuch" does not exist' in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("applied 20250101_000000_a") == 1  # once, not again by the psycopg path
+    assert [r[0] for r in db.execute("SELECT version FROM public.mercurio_migrations").fetchall()] == [
+        "20250101_000000"]
+    assert db.execute("SELECT to_regclass('public.b') IS NULL AND to_regclass('public.c') IS NULL").fetchone()[0]
