@@ -279,7 +279,10 @@ class Engine:
         return {row[0]: history.HistoryRow(*row[:5], float(row[5]), *row[6:]) for row in rows}
 
     @staticmethod
-    def compute_states(found: MigrationSet, applied: dict[str, history.HistoryRow]) -> list[MigrationState]:
+    def compute_states(found: MigrationSet, applied: dict[str, history.HistoryRow], *,
+                       describe: bool = True) -> list[MigrationState]:
+        """Each migration's state. ``describe=False``: without purpose and header (read from every file's
+        comments: status shows them; up and down only check the states)."""
         states: list[MigrationState] = []
         on_disk = found.by_version()
         for version in sorted(set(on_disk) | set(applied)):
@@ -289,9 +292,11 @@ class Engine:
                 states.append(MigrationState(version, row.name, MISSING, row.applied_at, row.execution_ms,
                                              row.checksum, "", row.records_processed, header={}))
                 continue
+            header = migration.header if describe else {}
+            purpose = header.get("purpose", "") if describe else ""
             if row is None:
                 states.append(MigrationState(version, migration.name, PENDING, None, None,
-                                             migration.migration.checksum, migration.purpose, header=migration.header))
+                                             migration.migration.checksum, purpose, header=header))
                 continue
             drifted = []
             if row.checksum != migration.migration.checksum:
@@ -300,8 +305,8 @@ class Engine:
             if row.rollback_checksum != rollback_checksum:
                 drifted.append("rollback.sql")
             states.append(MigrationState(version, migration.name, DRIFTED if drifted else APPLIED, row.applied_at,
-                                         row.execution_ms, migration.migration.checksum, migration.purpose,
-                                         row.records_processed, tuple(drifted), migration.header))
+                                         row.execution_ms, migration.migration.checksum, purpose,
+                                         row.records_processed, tuple(drifted), header))
         return states
 
     def read_history_quickly(self, *, writable: bool = False) -> dict[str, history.HistoryRow] | None:
@@ -480,7 +485,7 @@ class Engine:
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
             target = self._find_version(found, applied, to) if to else None
-            states = self.compute_states(found, applied)
+            states = self.compute_states(found, applied, describe=False)
             self._refuse_drift(states, allow_drift)
             self._refuse_renamed(states, applied)
             pending = [m for m in found.migrations
@@ -529,16 +534,34 @@ class Engine:
 
     def _up_quick(self, found: MigrationSet, likely: list[Migration], to: str | None, allow_drift: bool,
                   validate: bool, ahead: ParseAhead) -> RunResult | list[StepResult] | None:
-        """`up` through libpq directly, without importing psycopg (a third of a small run's time), when every
-        pending migration can travel in a batch (transactional, nothing to count, no verify.sql, no PII
-        keys needed) and nothing needs explaining: the lock is free, no session would block, the server is
-        a writable primary reached directly. The same lock, checks, batches, records and validation report
-        as the ordinary path.
+        """`up` through libpq directly (see _run_quickly), for the pending migrations the unlocked history
+        read saw."""
+        if any("verify.sql" in m.extras for m in likely):
+            return None
+
+        def pending(applied: dict[str, history.HistoryRow]) -> list[Migration] | None:
+            target = self._find_version(found, applied, to) if to else None
+            states = self.compute_states(found, applied, describe=False)
+            self._refuse_drift(states, allow_drift)
+            self._refuse_renamed(states, applied)
+            chosen = [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
+            return chosen if [m.version for m in chosen] == [m.version for m in likely] else None
+
+        return self._run_quickly("up", pending, validate=validate, ahead=ahead)
+
+    def _run_quickly(self, direction: str, select: Callable[[dict], list[Migration] | None], *,
+                     validate: bool = False, ahead: ParseAhead | None = None) -> RunResult | list[StepResult] | None:
+        """`up` or `down` through libpq directly, without importing psycopg (a third of a small run's time),
+        when every migration to run can travel in a batch (transactional, nothing to count, no verify.sql,
+        no PII keys needed) and nothing needs explaining: the lock is free, no session would block, the
+        server is a writable primary reached directly. The same lock, checks, batches, records and (up)
+        validation report as the ordinary path. ``select(applied)``: the migrations to run (it raises the
+        same refusals as the ordinary path; None: leave it to that path).
 
         Returns the RunResult; or the steps it committed before a migration failed (the ordinary path then
         runs the rest, and reports that failure with its full context); or None when it did not start (the
         ordinary path does everything, and explains whatever stopped this one)."""
-        if os.environ.get("MERCURIO_NO_QUICK_UP") or faults.ACTIVE or any("verify.sql" in m.extras for m in likely):
+        if os.environ.get("MERCURIO_NO_QUICK_PATH") or faults.ACTIVE:
             return None
         from mercurio_migrate import libpq
 
@@ -557,26 +580,26 @@ class Engine:
             has_history, log_table = session.rows(history.TABLES_EXIST_SQL)[0]
             applied = history.rows_from_json(session.rows(history.SELECT_HISTORY_JSON_SQL)[0][0], session.parameter(
                 "TimeZone")) if has_history == "t" else {}
-            target = self._find_version(found, applied, to) if to else None
-            states = self.compute_states(found, applied)
-            self._refuse_drift(states, allow_drift)
-            self._refuse_renamed(states, applied)
-            pending = [m for m in found.migrations
-                       if m.version not in applied and (target is None or m.version <= target)]
-            if [m.version for m in pending] != [m.version for m in likely]:
+            chosen = select(applied)
+            if chosen is None:
                 return None
-            scripts = self.parse_all([(m, m.migration) for m in pending], ahead)
-            items = list(zip(pending, scripts))
+            if not chosen:
+                return RunResult(direction, (), (), False)
+            files = [(m, m.migration if direction == "up" else m.rollback) for m in chosen]
+            if any(f is None for _, f in files):
+                return None
+            scripts = self.parse_all(files, ahead)
+            items = list(zip(chosen, scripts))
             from mercurio_migrate import keys, locks
 
-            if not all(self._batchable(m, s, "up") for m, s in items) or any(map(keys.keys_needed, scripts)):
+            if not all(self._batchable(m, s, direction) for m, s in items) or any(map(keys.keys_needed, scripts)):
                 return None
             safety = self.settings.safety
             if safety.preflight and session.execute(locks.PREFLIGHT_SQL, {
                     "idle": locks.IDLE_IN_TRANSACTION_SECONDS, "long": safety.long_transaction_seconds}).fetchall():
                 return None
-            newest_applied = max(applied) if applied else ""
-            for migration in pending:
+            newest_applied = max(applied) if applied and direction == "up" else ""
+            for migration in chosen:
                 if migration.version < newest_applied:
                     self.emit("warning", f"{migration.id} is older than the newest applied migration "
                                          f"({newest_applied}): applying it out of order", version=migration.version)
@@ -590,20 +613,20 @@ class Engine:
             first = validation.capture(session) if validate else None
             total = len(items)
             while len(steps) < total:
-                batch = self._batch_from(items, len(steps), "up")
-                self._emit_start(batch, len(steps), total, "up")
-                message, spans, expected = self._batch_message(session, batch, "up")
+                batch = self._batch_from(items, len(steps), direction)
+                self._emit_start(batch, len(steps), total, direction)
+                message, spans, expected = self._batch_message(session, batch, direction)
                 results = session.results(message)
                 done = self._committed(batch, spans, results)
                 for step in done:
-                    self._emit_done(step, "up")
+                    self._emit_done(step, direction)
                 steps += done
                 if len(done) < len(batch) or len(results) < expected:
                     if session.in_transaction():
                         session.rows("ROLLBACK")
                     return steps
             report = validation.compare(first, validation.capture(session, since=first)) if first else None
-            return RunResult("up", tuple(steps), tuple(self._plan_entry(m, s) for m, s in items), False, report)
+            return RunResult(direction, tuple(steps), tuple(self._plan_entry(m, s) for m, s in items), False, report)
         except libpq.Failed:
             return steps or None
         finally:
@@ -624,7 +647,7 @@ class Engine:
         target = self._find_version(found, applied, to) if to else None
         pending = [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
         if not pending:
-            states = self.compute_states(found, applied)
+            states = self.compute_states(found, applied, describe=False)
             self._refuse_drift(states, allow_drift)
             self._refuse_renamed(states, applied)
         return pending
@@ -638,34 +661,20 @@ class Engine:
     def _down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
               dry_run: bool = False, allow_drift: bool = False) -> RunResult:
         found = self.migrations()
-        on_disk = found.by_version()
+        count = 1 if steps is None else steps
+        if count < 1 and not (all_ or to):
+            raise UsageError("--steps must be at least 1")
+        done_before: tuple[StepResult, ...] = ()
+        if not dry_run:
+            quick = self._run_quickly("down", lambda applied: self._down_choice(
+                found, applied, count=count, to=to, all_=all_, allow_drift=allow_drift))
+            if isinstance(quick, RunResult):
+                return quick
+            done_before = tuple(quick or ())  # committed by the quick path before a rollback failed
+            count -= len(done_before)
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
-            newest_first = sorted(applied, reverse=True)
-            if all_:
-                chosen = newest_first
-            elif to:
-                target = self._find_version(found, applied, to)
-                chosen = [v for v in newest_first if v > target]
-            else:
-                count = 1 if steps is None else steps
-                if count < 1:
-                    raise UsageError("--steps must be at least 1")
-                chosen = newest_first[:count]
-            states = {s.version: s for s in self.compute_states(found, applied)}
-            self._refuse_drift([states[v] for v in chosen], allow_drift)
-            blocked = []
-            for version in chosen:
-                migration = on_disk.get(version)
-                if migration is None:
-                    blocked.append(f"{version}_{applied[version].name}: its folder is missing from disk")
-                elif migration.rollback is None:
-                    blocked.append(f"{migration.id}: has no rollback.sql")
-            if blocked:
-                raise MercurioError("cannot roll back; nothing was run:\n  " + "\n  ".join(blocked),
-                                    hint="Write the missing rollback.sql, or stop before that migration "
-                                         "(down --to VERSION), or record it with `resolve VERSION --rolled-back`.")
-            migrations = [on_disk[v] for v in chosen]
+            migrations = self._down_choice(found, applied, count=count, to=to, all_=all_, allow_drift=allow_drift)
             scripts = self.parse_all([(m, m.rollback) for m in migrations])
             plan = tuple(self._plan_entry(m, s) for m, s in zip(migrations, scripts))
             if dry_run:
@@ -674,7 +683,34 @@ class Engine:
             if migrations and self.settings.safety.preflight:
                 self.preflight(conn)
             results = self.run_steps(conn, list(zip(migrations, scripts)), "down")
-        return RunResult("down", tuple(results), plan, False)
+        return RunResult("down", done_before + tuple(results), plan, False)
+
+    def _down_choice(self, found: MigrationSet, applied: dict[str, history.HistoryRow], *, count: int,
+                     to: str | None, all_: bool, allow_drift: bool) -> list[Migration]:
+        """The migrations a `down` rolls back, newest first; refuses (nothing run) when one cannot be."""
+        newest_first = sorted(applied, reverse=True)
+        if all_:
+            chosen = newest_first
+        elif to:
+            target = self._find_version(found, applied, to)
+            chosen = [v for v in newest_first if v > target]
+        else:
+            chosen = newest_first[:count]
+        states = {s.version: s for s in self.compute_states(found, applied, describe=False)}
+        self._refuse_drift([states[v] for v in chosen], allow_drift)
+        on_disk = found.by_version()
+        blocked = []
+        for version in chosen:
+            migration = on_disk.get(version)
+            if migration is None:
+                blocked.append(f"{version}_{applied[version].name}: its folder is missing from disk")
+            elif migration.rollback is None:
+                blocked.append(f"{migration.id}: has no rollback.sql")
+        if blocked:
+            raise MercurioError("cannot roll back; nothing was run:\n  " + "\n  ".join(blocked),
+                                hint="Write the missing rollback.sql, or stop before that migration "
+                                     "(down --to VERSION), or record it with `resolve VERSION --rolled-back`.")
+        return [on_disk[v] for v in chosen]
 
     def resolve(self, version: str, *, applied: bool) -> MigrationState:
         found = self.migrations()

@@ -10,7 +10,7 @@ import psycopg
 
 from conftest import write_migration
 
-PSYCOPG_PATH = {"MERCURIO_NO_QUICK_UP": "1"}
+PSYCOPG_PATH = {"MERCURIO_NO_QUICK_PATH": "1"}
 IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}
 
 
@@ -51,7 +51,7 @@ def history(url: str) -> tuple[list, list]:
 
 
 def without_times(document: dict) -> dict:
-    for step in document["applied"]:
+    for step in document.get("applied") or document["rolled_back"]:
         assert step.pop("duration_ms") > 0
     return document
 
@@ -126,3 +126,54 @@ def test_a_failure_on_the_quick_path_hands_over_what_committed_and_reports_it_in
     assert [r[0] for r in db.execute("SELECT version FROM public.mercurio_migrations").fetchall()] == [
         "20250101_000000"]
     assert db.execute("SELECT to_regclass('public.b') IS NULL AND to_regclass('public.c') IS NULL").fetchone()[0]
+
+
+def test_quick_down_needs_no_psycopg_and_records_what_the_psycopg_path_records(cli, database_url, other_url,
+                                                                                tmp_path):
+    root = reference_set(tmp_path)
+    for url in (database_url, other_url):
+        assert cli("--dir", str(root), "up", database_url=url).returncode == 0
+    quick = cli("--dir", str(root), "--json", "down", "--all", env=IMPORTS)
+    slow = cli("--dir", str(root), "--json", "down", "--all", database_url=other_url,
+               env={**IMPORTS, **PSYCOPG_PATH})
+    assert quick.returncode == 0 and slow.returncode == 0, quick.stderr[-800:] + slow.stderr[-800:]
+    assert not imported_psycopg(quick) and imported_psycopg(slow)
+    assert "[1-3/3] rolling back 3 migrations in one round trip" in quick.stderr
+    assert without_times(json.loads(quick.stdout)) == without_times(json.loads(slow.stdout))
+    assert history(database_url) == history(other_url)
+    rows, log = history(database_url)
+    notes = [n for _, _, n in log]
+    assert rows == [] and len(notes) == 6
+    assert all(n.startswith("rolled back by mercurio-migrate") and n.endswith(", N ms)") for n in notes[3:])
+
+def test_a_rollback_that_times_out_on_the_quick_path_is_retried_and_steps_still_count(db, database_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TEST_KEYS
+
+    root = tmp_path / "m"
+    for i in range(3):
+        write_migration(root, f"20250101_00000{i}_t{i}", f"CREATE TABLE t{i} (id int);\n", f"DROP TABLE t{i};\n")
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
+    assert subprocess.run([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"], env=env).returncode == 0
+    blocker = psycopg.connect(database_url)
+    blocker.execute("LOCK TABLE t1 IN ACCESS SHARE MODE")  # the second newest cannot drop its table yet
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "down", "--steps", "2",
+                                "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if "retry 1 of 5" in line:
+                break
+    finally:
+        blocker.close()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, "".join(seen) + err
+    # two rolled back (one by the quick path, one after the retry), the third still applied
+    assert [r[0] for r in db.execute("SELECT version FROM public.mercurio_migrations").fetchall()] == [
+        "20250101_000000"]
+    assert db.execute("SELECT to_regclass('t0') IS NOT NULL AND to_regclass('t1') IS NULL").fetchone()[0]
