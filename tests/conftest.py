@@ -25,7 +25,7 @@ TEST_KEYS = {"MERCURIO_PII_KEY": "test-only-pii-key-000000000000000000000000",
 
 def _cluster_parent() -> str:
     """MERCURIO_TEST_DIR, else /dev/shm when it is writable with room to spare (the throwaway cluster then
-    never waits on a slow shared disk: the suite ran in half the time), else /tmp."""
+    never waits on a slow shared disk: 5:49 against 7:15 for the whole suite here), else /tmp."""
     if os.environ.get("MERCURIO_TEST_DIR"):
         return os.environ["MERCURIO_TEST_DIR"]
     try:
