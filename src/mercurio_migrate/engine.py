@@ -309,15 +309,22 @@ class Engine:
                                          row.records_processed, tuple(drifted), header))
         return states
 
-    def read_history_quickly(self, *, writable: bool = False) -> dict[str, history.HistoryRow] | None:
+    def read_history_quickly(self, *, writable: bool = False, keep: list | None = None
+                             ) -> dict[str, history.HistoryRow] | None:
         """The history through libpq directly, without importing psycopg ({} before the first migration);
         None when that is not possible (no libpq to load, any failure) or, with ``writable``, when the server
-        is a replica or read-only: the caller then takes the ordinary path, which explains any problem."""
+        is a replica or read-only: the caller then takes the ordinary path, which explains any problem.
+        ``keep``: the session, opened with the command's session settings, is appended to it and left open
+        for the caller (who closes it) instead of being closed."""
         from mercurio_migrate import libpq
 
-        session = libpq.Session.open(self.database_url(), f"{APPLICATION_NAME} {__version__}")
+        url = self.database_url()
+        options = libpq_options(url, self.connection_options()) if keep is not None else None
+        session = libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options)
         if session is None:
             return None
+        if options is not None:
+            keep.append(session)
         try:
             flags = session.rows(history.SERVER_FLAGS_SQL)
             if not flags or (writable and "t" in flags[0][1:]):
@@ -329,7 +336,8 @@ class Engine:
         except libpq.Failed:
             return None
         finally:
-            session.close()
+            if not keep:
+                session.close()
 
     def status(self) -> list[MigrationState]:
         found = self.migrations()
@@ -469,16 +477,20 @@ class Engine:
     def _up_parsing_ahead(self, found: MigrationSet, files: list[tuple[str, str]], ahead: ParseAhead, *,
                           to: str | None, dry_run: bool, allow_drift: bool, validate: bool, validate_each: bool,
                           dump: bool) -> RunResult:
-        likely = None
+        likely, kept = None, []  # kept: the quick read's session, reused by the quick path
         try:
-            likely = None if (dry_run or dump) else self._likely_pending(found, to, allow_drift)
+            try:
+                likely = None if (dry_run or dump) else self._likely_pending(found, to, allow_drift, kept)
+            finally:
+                wanted = {m.version for m in likely or ()}
+                ahead.choose([i for i, (version, _) in enumerate(files) if version in wanted])
+            if likely == []:
+                return RunResult("up", (), (), False)
+            quick = self._up_quick(found, likely, to, allow_drift, validate, ahead, kept[0] if kept else None) \
+                if likely and not (validate_each or dump) else None
         finally:
-            wanted = {m.version for m in likely or ()}
-            ahead.choose([i for i, (version, _) in enumerate(files) if version in wanted])
-        if likely == []:
-            return RunResult("up", (), (), False)
-        quick = self._up_quick(found, likely, to, allow_drift, validate, ahead) if likely and not (
-            validate_each or dump) else None
+            for session in kept:
+                session.close()
         if isinstance(quick, RunResult):
             return quick
         done_before = tuple(quick or ())  # committed by the quick path before a migration failed
@@ -533,7 +545,7 @@ class Engine:
         return RunResult("up", tuple(steps), plan, False, report, tuple(each), schema_sql)
 
     def _up_quick(self, found: MigrationSet, likely: list[Migration], to: str | None, allow_drift: bool,
-                  validate: bool, ahead: ParseAhead) -> RunResult | list[StepResult] | None:
+                  validate: bool, ahead: ParseAhead, session=None) -> RunResult | list[StepResult] | None:
         """`up` through libpq directly (see _run_quickly), for the pending migrations the unlocked history
         read saw."""
         if any("verify.sql" in m.extras for m in likely):
@@ -547,10 +559,11 @@ class Engine:
             chosen = [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
             return chosen if [m.version for m in chosen] == [m.version for m in likely] else None
 
-        return self._run_quickly("up", pending, validate=validate, ahead=ahead)
+        return self._run_quickly("up", pending, validate=validate, ahead=ahead, session=session)
 
     def _run_quickly(self, direction: str, select: Callable[[dict], list[Migration] | None], *,
-                     validate: bool = False, ahead: ParseAhead | None = None) -> RunResult | list[StepResult] | None:
+                     validate: bool = False, ahead: ParseAhead | None = None,
+                     session=None) -> RunResult | list[StepResult] | None:
         """`up` or `down` through libpq directly, without importing psycopg (a third of a small run's time),
         when every migration to run can travel in a batch (transactional, nothing to count, no verify.sql,
         no PII keys needed) and nothing needs explaining: the lock is free, no session would block, the
@@ -565,11 +578,12 @@ class Engine:
             return None
         from mercurio_migrate import libpq
 
-        url = self.database_url()
-        options = libpq_options(url, self.connection_options())
-        session = libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options) if options else None
-        if session is None:
-            return None
+        if session is None:  # ``session``: one already open with the command's settings (the quick read's)
+            url = self.database_url()
+            options = libpq_options(url, self.connection_options())
+            session = libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options) if options else None
+            if session is None:
+                return None
         locked, steps = False, []
         try:
             got, server_port, in_recovery, read_only = session.rows(_LOCK_SQL)[0]
@@ -588,15 +602,17 @@ class Engine:
             files = [(m, m.migration if direction == "up" else m.rollback) for m in chosen]
             if any(f is None for _, f in files):
                 return None
-            scripts = self.parse_all(files, ahead)
-            items = list(zip(chosen, scripts))
-            from mercurio_migrate import keys, locks
+            from mercurio_migrate import keys, locks, validation
 
-            if not all(self._batchable(m, s, direction) for m, s in items) or any(map(keys.keys_needed, scripts)):
-                return None
             safety = self.settings.safety
             if safety.preflight and session.execute(locks.PREFLIGHT_SQL, {
                     "idle": locks.IDLE_IN_TRANSACTION_SECONDS, "long": safety.long_transaction_seconds}).fetchall():
+                return None
+            # read-only work first, while the parse-ahead child may still be parsing
+            first = validation.capture(session) if validate else None
+            scripts = self.parse_all(files, ahead)
+            items = list(zip(chosen, scripts))
+            if not all(self._batchable(m, s, direction) for m, s in items) or any(map(keys.keys_needed, scripts)):
                 return None
             newest_applied = max(applied) if applied and direction == "up" else ""
             for migration in chosen:
@@ -608,9 +624,6 @@ class Engine:
                 session.rows(f"BEGIN;{ddl}COMMIT;")
                 log_table = session.rows(history.TABLES_EXIST_SQL)[0][1]
             self._log_table = log_table
-            from mercurio_migrate import validation
-
-            first = validation.capture(session) if validate else None
             total = len(items)
             while len(steps) < total:
                 batch = self._batch_from(items, len(steps), direction)
@@ -637,11 +650,12 @@ class Engine:
                     pass
             session.close()
 
-    def _likely_pending(self, found: MigrationSet, to: str | None, allow_drift: bool) -> list[Migration] | None:
+    def _likely_pending(self, found: MigrationSet, to: str | None, allow_drift: bool,
+                        keep: list | None = None) -> list[Migration] | None:
         """What a read of the history without the migration lock says is pending (None: it could not tell).
         When nothing is, that is the answer (the cost every up-to-date deploy pays, without importing
         psycopg); otherwise `up` runs as usual, under the lock, reading the history again."""
-        applied = self.read_history_quickly(writable=True)
+        applied = self.read_history_quickly(writable=True, keep=keep)
         if applied is None:
             return None
         target = self._find_version(found, applied, to) if to else None

@@ -153,11 +153,18 @@ def render(report: ValidationReport) -> str:
             lines.extend(f"  {d.kind} {d.name}" + ("" if d.status != "changed" else f": {d.change}") for d in items)
     if report.rows:
         lines.append("rows:")
+        # new tables without rows (most of what a run creates) are counted, not listed: --json lists them
+        empty_new = sum(1 for r in report.rows if r.before is None and r.after is not None and r.after.exact
+                        and r.after.rows == 0)
         for r in report.rows:
+            if empty_new and r.before is None and r.after is not None and r.after.exact and r.after.rows == 0:
+                continue
             delta = "" if r.delta is None else f" ({r.delta:+d})"
             old = "absent" if r.before is None else str(r.before)
             new = "absent" if r.after is None else str(r.after)
             lines.append(f"  {r.table}: {old} -> {new}{delta}")
+        if empty_new:
+            lines.append(f"  {empty_new} new table{'s' if empty_new > 1 else ''} without rows")
     if report.new_foreign_keys:
         lines.append("new foreign keys:")
         lines.extend(f"  {fk.table}.{fk.name}: {fk.definition}" for fk in report.new_foreign_keys)

@@ -47,3 +47,14 @@ def test_nothing_changed():
     report = compare(capture, capture)
     assert report.empty
     assert render(report) == "no schema changes; no row counts changed"
+
+
+def test_new_tables_without_rows_are_counted_in_the_text_and_listed_in_json():
+    tables = [_obj("table", f"t{i}", sql_name=f"public.t{i}") for i in range(3)]
+    before = Capture(snap(FUNNEL), {"funnel": RowCount(3, True)})
+    after = Capture(snap(FUNNEL, *tables), {"funnel": RowCount(3, True), "t0": RowCount(0, True),
+                                            "t1": RowCount(2, True), "t2": RowCount(0, True)})
+    report = compare(before, after)
+    assert [r["table"] for r in report.as_dict()["rows"]] == ["t0", "t1", "t2"]
+    text = render(report).splitlines()
+    assert text[text.index("rows:") + 1:] == ["  t1: absent -> 2 (+2)", "  2 new tables without rows"]
