@@ -128,16 +128,9 @@ def data_parent() -> str:
     disk-backed data directory made the floor itself swing 0.8-3.6 s between identical runs (creating the
     files of 200 tables waits on the disk); in memory it holds within about 15 %. Every contender runs on
     the same server, so the choice moves the floor, not who is faster."""
-    chosen = os.environ.get("MERCURIO_BENCH_DIR")
-    if chosen:
-        return chosen
-    try:
-        stats = os.statvfs("/dev/shm")
-        if stats.f_bavail * stats.f_frsize >= 4 * 1024**3 and os.access("/dev/shm", os.W_OK):
-            return "/dev/shm"
-    except OSError:
-        pass
-    return "/tmp"
+    from mercurio_migrate.embedded import throwaway_parent
+
+    return throwaway_parent("MERCURIO_BENCH_DIR", 4 * 1024**3)
 
 
 class Server:

@@ -24,17 +24,11 @@ TEST_KEYS = {"MERCURIO_PII_KEY": "test-only-pii-key-000000000000000000000000",
 
 
 def _cluster_parent() -> str:
-    """MERCURIO_TEST_DIR, else /dev/shm when it is writable with room to spare (the throwaway cluster then
-    never waits on a slow shared disk: 5:49 against 7:15 for the whole suite here), else /tmp."""
-    if os.environ.get("MERCURIO_TEST_DIR"):
-        return os.environ["MERCURIO_TEST_DIR"]
-    try:
-        stats = os.statvfs("/dev/shm")
-        if stats.f_bavail * stats.f_frsize >= 2 * 1024**3 and os.access("/dev/shm", os.W_OK):
-            return "/dev/shm"
-    except OSError:
-        pass
-    return "/tmp"
+    """MERCURIO_TEST_DIR, else /dev/shm when it has room to spare (the throwaway cluster then never waits
+    on a slow shared disk: 5:49 against 7:15 for the whole suite here), else /tmp."""
+    from mercurio_migrate.embedded import throwaway_parent
+
+    return throwaway_parent("MERCURIO_TEST_DIR", 2 * 1024**3)
 
 
 @pytest.fixture(scope="session")

@@ -312,3 +312,19 @@ def local_cluster() -> Cluster:
             hint="Set MERCURIO_HOME to a shorter folder, e.g. /var/tmp/mercurio-<project>.",
         )
     return Cluster(home)
+
+
+def throwaway_parent(env_name: str, min_free_bytes: int) -> str:
+    """Where a throwaway cluster (the test session's, the benchmarks') is best put: the folder named by
+    ``env_name`` if set, else /dev/shm when it is writable with ``min_free_bytes`` free (a memory file
+    system: the cluster never waits on a slow shared disk), else /tmp."""
+    chosen = os.environ.get(env_name)
+    if chosen:
+        return chosen
+    try:
+        stats = os.statvfs("/dev/shm")
+        if stats.f_bavail * stats.f_frsize >= min_free_bytes and os.access("/dev/shm", os.W_OK):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return "/tmp"
