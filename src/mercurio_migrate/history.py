@@ -168,9 +168,9 @@ def _zone(name: str | None):
 # --- a batch's bookkeeping as prepared statements ---------------------------------------------------
 # Several migrations sent in one message (engine.run_steps) record themselves through statements prepared
 # at the start of that message: the server parses and plans the tool's bookkeeping once per message instead
-# of once per migration (it was a tenth of the server's work on small migrations). One statement records a
-# migration: it measures the step, writes the history row and the migration_log row, and returns the step's
-# milliseconds. The names carry a random token (no clash with a session's own, nor with one a failed
+# of once per migration (that saved about 8 % of the server's work on small migrations, counted with
+# callgrind). One statement records a migration: it measures the step, writes the history row and the
+# migration_log row, and returns the step's milliseconds. The names carry a random token (no clash with a session's own, nor with one a failed
 # message left behind) and are deallocated at the end of the message.
 BATCH_PRELUDE_RESULTS = 2  # the two PREPAREs
 
