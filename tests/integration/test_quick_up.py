@@ -177,3 +177,44 @@ def test_a_rollback_that_times_out_on_the_quick_path_is_retried_and_steps_still_
     assert [r[0] for r in db.execute("SELECT version FROM public.mercurio_migrations").fetchall()] == [
         "20250101_000000"]
     assert db.execute("SELECT to_regclass('t0') IS NOT NULL AND to_regclass('t1') IS NULL").fetchone()[0]
+
+
+def test_killing_up_in_the_middle_of_a_batch_leaves_schema_and_history_in_step(db, database_url, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TEST_KEYS
+
+    root = tmp_path / "m"
+    count = 300
+    for i in range(count):
+        write_migration(root, f"20250101_{i // 60:02d}{i % 60:02d}00_t{i}",
+                        f"CREATE TABLE t{i} (id int);\nSELECT pg_sleep(0.005);\n", f"DROP TABLE t{i};\n")
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up", "--no-validate"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        made = db.execute("SELECT count(*) FROM pg_class WHERE relname ~ '^t[0-9]+$' AND relkind = 'r'").fetchone()[0]
+        if made >= 20:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    # the server ends that session when it next writes to the dead client; wait for it to go
+    while time.monotonic() < deadline and db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'mercurio-migrate%'").fetchone()[0]:
+        time.sleep(0.05)
+    tables = {r[0] for r in db.execute("SELECT relname FROM pg_class WHERE relname ~ '^t[0-9]+$' AND relkind = 'r'")}
+    recorded = {r[0] for r in db.execute("SELECT name FROM public.mercurio_migrations")}
+    assert 20 <= len(tables) < count  # killed in the middle
+    assert recorded == tables  # every table has its history row, and every row its table
+    logged = db.execute("SELECT count(*) FROM public.migration_log").fetchone()[0]
+    assert logged == len(recorded)
+    again = subprocess.run([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"], env=env,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert db.execute("SELECT count(*) FROM public.mercurio_migrations").fetchone()[0] == count
