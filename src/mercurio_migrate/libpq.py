@@ -113,11 +113,10 @@ class Result(NamedTuple):
 
 
 class Rows(list):
+    """What ``Session.execute`` gives: the rows, read as psycopg's cursor is (``fetchall``)."""
+
     def fetchall(self) -> list:
         return list(self)
-
-    def fetchone(self):
-        return self[0] if self else None
 
 
 class Session:
