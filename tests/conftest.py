@@ -101,6 +101,28 @@ def cli(database_url, tmp_path):
     return runner
 
 
+def run_past_first_retry(args: list[str], database_url: str, blocker, at_retry=None) -> tuple[int, str]:
+    """Run the CLI while ``blocker`` (a connection) holds a lock the run needs, and close the blocker once
+    the tool announces its first lock-timeout retry (``at_retry()`` is called then, before it is closed).
+    (exit code, everything the tool wrote to stderr)."""
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", *args, "--lock-timeout", "200ms",
+                                "--lock-retries", "5", "--no-preflight"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    try:
+        for line in process.stderr:
+            seen.append(line)
+            if "retry 1 of 5" in line:
+                if at_retry is not None:
+                    at_retry()
+                break
+    finally:
+        blocker.close()
+    _, rest = process.communicate(timeout=60)
+    return process.returncode, "".join(seen) + rest
+
+
 def write_migration(root: Path, folder: str, migration: str, rollback: str | None = None, **extras: str) -> Path:
     path = root / folder
     path.mkdir(parents=True, exist_ok=True)

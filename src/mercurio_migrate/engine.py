@@ -38,7 +38,7 @@ from mercurio_migrate.sqlscript import Mode, ParseAhead, Script, Statement, pars
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
-# the migration lock, tried, with what decides whether this server can be migrated (as _acquire_lock asks)
+# the migration lock, tried, with what decides whether this server can be migrated (the port as text)
 _LOCK_SQL = (f"SELECT pg_try_advisory_lock({LOCK_NAMESPACE}, 0), current_setting('port'), pg_is_in_recovery(), "
              "current_setting('transaction_read_only') = 'on'")
 # results of a transactional migration around its body: BEGIN and the two step markers; then the history
@@ -197,17 +197,15 @@ class Engine:
                 conn.close()
 
     def _acquire_lock(self, conn) -> None:
-        got, server_port, in_recovery, read_only = conn.execute(
-            "SELECT pg_try_advisory_lock(%s, 0), current_setting('port')::int, pg_is_in_recovery(), "
-            "current_setting('transaction_read_only') = 'on'", (LOCK_NAMESPACE,)).fetchone()
+        got, server_port, in_recovery, read_only = conn.execute(_LOCK_SQL).fetchone()
         if in_recovery or read_only:
             if got:
                 conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
             what = "a read-only replica (in recovery)" if in_recovery else "read-only (default_transaction_read_only)"
             raise ConnectionFailed(f"the database {conn.info.dbname!r} on {conn.info.host} is {what}: nothing can be "
                                    "migrated there", hint="Point DATABASE_URL at the primary server.")
-        client_port = int(conn.info.port or server_port)
-        if client_port != server_port and not self.settings.safety.allow_pooler:
+        client_port = conn.info.port or server_port
+        if str(client_port) != server_port and not self.settings.safety.allow_pooler:
             if got:
                 conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
             raise ConnectionFailed(
@@ -265,8 +263,7 @@ class Engine:
     def ensure_tables(self, conn, known: tuple[bool, bool] | None = None) -> None:
         """Create the history table and migration_log when absent (call under the migration lock).
         ``known``: what ``_tables_exist`` said on this connection under the same lock."""
-        has_history, has_log = known or self._tables_exist(conn)
-        ddl = ("" if has_history else history.HISTORY_DDL) + ("" if has_log else history.MIGRATION_LOG_DDL)
+        ddl = history.missing_tables_ddl(*(known or self._tables_exist(conn)))
         if ddl:
             run_or_raise(conn, f"BEGIN;{ddl}COMMIT;", "creating mercurio-migrate's tables")
             self._tables_exist(conn)
@@ -496,17 +493,9 @@ class Engine:
         done_before = tuple(quick or ())  # committed by the quick path before a migration failed
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
-            target = self._find_version(found, applied, to) if to else None
-            states = self.compute_states(found, applied, describe=False)
-            self._refuse_drift(states, allow_drift)
-            self._refuse_renamed(states, applied)
-            pending = [m for m in found.migrations
-                       if m.version not in applied and (target is None or m.version <= target)]
-            newest_applied = max(applied) if applied else ""
-            for migration in pending:
-                if migration.version < newest_applied:
-                    self.emit("warning", f"{migration.id} is older than the newest applied migration "
-                                         f"({newest_applied}): applying it out of order", version=migration.version)
+            self._refuse_changes(found, applied, allow_drift)
+            pending = self._pending(found, applied, to)
+            self._warn_out_of_order(pending, applied)
             scripts = self.parse_all([(m, m.migration) for m in pending], ahead)
             plan = tuple(self._plan_entry(m, s) for m, s in zip(pending, scripts))
             if dry_run:
@@ -552,11 +541,8 @@ class Engine:
             return None
 
         def pending(applied: dict[str, history.HistoryRow]) -> list[Migration] | None:
-            target = self._find_version(found, applied, to) if to else None
-            states = self.compute_states(found, applied, describe=False)
-            self._refuse_drift(states, allow_drift)
-            self._refuse_renamed(states, applied)
-            chosen = [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
+            self._refuse_changes(found, applied, allow_drift)
+            chosen = self._pending(found, applied, to)
             return chosen if [m.version for m in chosen] == [m.version for m in likely] else None
 
         return self._run_quickly("up", pending, validate=validate, ahead=ahead, session=session)
@@ -614,12 +600,9 @@ class Engine:
             items = list(zip(chosen, scripts))
             if not all(self._batchable(m, s, direction) for m, s in items) or any(map(keys.keys_needed, scripts)):
                 return None
-            newest_applied = max(applied) if applied and direction == "up" else ""
-            for migration in chosen:
-                if migration.version < newest_applied:
-                    self.emit("warning", f"{migration.id} is older than the newest applied migration "
-                                         f"({newest_applied}): applying it out of order", version=migration.version)
-            ddl = ("" if has_history == "t" else history.HISTORY_DDL) + ("" if log_table else history.MIGRATION_LOG_DDL)
+            if direction == "up":
+                self._warn_out_of_order(chosen, applied)
+            ddl = history.missing_tables_ddl(has_history == "t", log_table is not None)
             if ddl:
                 session.rows(f"BEGIN;{ddl}COMMIT;")
                 log_table = session.rows(history.TABLES_EXIST_SQL)[0][1]
@@ -658,13 +641,28 @@ class Engine:
         applied = self.read_history_quickly(writable=True, keep=keep)
         if applied is None:
             return None
-        target = self._find_version(found, applied, to) if to else None
-        pending = [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
+        pending = self._pending(found, applied, to)
         if not pending:
-            states = self.compute_states(found, applied, describe=False)
-            self._refuse_drift(states, allow_drift)
-            self._refuse_renamed(states, applied)
+            self._refuse_changes(found, applied, allow_drift)
         return pending
+
+    def _pending(self, found: MigrationSet, applied: dict[str, history.HistoryRow], to: str | None) -> list[Migration]:
+        """The migrations on disk not applied, up to ``to`` (a version or folder name) if given."""
+        target = self._find_version(found, applied, to) if to else None
+        return [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
+
+    def _refuse_changes(self, found: MigrationSet, applied: dict[str, history.HistoryRow], allow_drift: bool) -> None:
+        """Refuse drifted files and renamed folders (see _refuse_drift, _refuse_renamed)."""
+        states = self.compute_states(found, applied, describe=False)
+        self._refuse_drift(states, allow_drift)
+        self._refuse_renamed(states, applied)
+
+    def _warn_out_of_order(self, pending: list[Migration], applied: dict[str, history.HistoryRow]) -> None:
+        newest_applied = max(applied) if applied else ""
+        for migration in pending:
+            if migration.version < newest_applied:
+                self.emit("warning", f"{migration.id} is older than the newest applied migration "
+                                     f"({newest_applied}): applying it out of order", version=migration.version)
 
     @staticmethod
     def _schema_sql(conn, schema=None) -> str:
@@ -899,7 +897,7 @@ class Engine:
             position += len(chunk)
             results_seen += len(body) + BATCH_OPENING_RESULTS + BATCH_FINISH_RESULTS
         parts.append(history.batch_deallocate_sql(token))
-        return "".join(parts), spans, results_seen + 2
+        return "".join(parts), spans, results_seen + history.BATCH_CLOSING_RESULTS
 
     @staticmethod
     def _committed(batch: list[tuple[Migration, Script]], spans: list[tuple[int, int]], results: list) -> list:
@@ -907,7 +905,8 @@ class Engine:
         steps = []
         for (migration, script), (first, _) in zip(batch, spans):
             opened = len(script.body) + BATCH_OPENING_RESULTS
-            if len(results) < first + opened + BATCH_FINISH_RESULTS or not results[first + opened + 3].ok:
+            committed = first + opened + BATCH_FINISH_RESULTS - 1  # COMMIT is the last of the finish
+            if len(results) <= committed or not results[committed].ok:
                 break
             duration = float(results[first + opened].value or 0)
             steps.append(StepResult(migration.version, migration.name, duration, 0, script.mode.value))

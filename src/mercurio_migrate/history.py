@@ -77,33 +77,41 @@ class HistoryRow(NamedTuple):
 # SET LOCAL settings: they vanish with the transaction. Epoch seconds as float8 text, so that no DateStyle
 # or TimeZone a migration sets can change how they read back (and float8, not numeric: cheaper).
 STEP_START_SQL = "SELECT set_config('mercurio.step_started', date_part('epoch', clock_timestamp())::text, true)"
-STEP_END_SQL = (
-    "SELECT set_config('mercurio.step_ms', round(((date_part('epoch', clock_timestamp()) - "
-    "coalesce(nullif(current_setting('mercurio.step_started', true), '')::float8, "
-    "date_part('epoch', clock_timestamp()))) * 1000)::numeric, 3)::text, true)"
-)
-STEP_MS_SQL = "current_setting('mercurio.step_ms')::numeric"
-# the same measure, taken inside the statement that records the migration (a batch's prepared record)
+# milliseconds since the start marker (taken by the end marker, or by a batch's record statement itself)
 _STEP_MS_EXPR = (
     "round(((date_part('epoch', clock_timestamp()) - coalesce(nullif(current_setting('mercurio.step_started', "
     "true), '')::float8, date_part('epoch', clock_timestamp()))) * 1000)::numeric, 3)"
 )
+STEP_END_SQL = f"SELECT set_config('mercurio.step_ms', {_STEP_MS_EXPR}::text, true)"
+STEP_MS_SQL = "current_setting('mercurio.step_ms')::numeric"
 
 # After a migration's own statements and before its COMMIT: settings it changed for the session and temp
 # tables it left go, so that the next migration starts as the first did.
 CLEAN_SESSION_SQL = "RESET ALL;\nDISCARD TEMP"
 
 
+_HISTORY_COLUMNS = ("version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed, "
+                    "transaction_mode, client_host, tool_version")
+# a row already there (a migration recorded by `resolve`, then run) is replaced
+_ON_CONFLICT = (
+    "ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, "
+    "rollback_checksum = EXCLUDED.rollback_checksum, applied_at = EXCLUDED.applied_at, "
+    "execution_ms = EXCLUDED.execution_ms, records_processed = EXCLUDED.records_processed, "
+    "transaction_mode = EXCLUDED.transaction_mode, applied_by = current_user, client_host = EXCLUDED.client_host, "
+    "tool_version = EXCLUDED.tool_version"
+)
+
+
+def missing_tables_ddl(has_history: bool, has_log: bool) -> str:
+    """The DDL creating whichever of the tool's two tables is absent ('' when both exist)."""
+    return ("" if has_history else HISTORY_DDL) + ("" if has_log else MIGRATION_LOG_DDL)
+
+
 def insert_applied_sql() -> str:
     return (
-        f"INSERT INTO {HISTORY_TABLE} (version, name, checksum, rollback_checksum, applied_at, execution_ms, "
-        "records_processed, transaction_mode, client_host, tool_version) VALUES ({version}, {name}, {checksum}, "
+        f"INSERT INTO {HISTORY_TABLE} ({_HISTORY_COLUMNS}) VALUES ({{version}}, {{name}}, {{checksum}}, "
         "{rollback_checksum}, clock_timestamp(), {execution_ms}, {records}, {mode}, {client_host}, {tool_version}) "
-        "ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, "
-        "rollback_checksum = EXCLUDED.rollback_checksum, applied_at = EXCLUDED.applied_at, "
-        "execution_ms = EXCLUDED.execution_ms, records_processed = EXCLUDED.records_processed, "
-        "transaction_mode = EXCLUDED.transaction_mode, applied_by = current_user, client_host = EXCLUDED.client_host, "
-        "tool_version = EXCLUDED.tool_version"
+        + _ON_CONFLICT
     )
 
 
@@ -168,11 +176,11 @@ def _zone(name: str | None):
 # --- a batch's bookkeeping as prepared statements ---------------------------------------------------
 # Several migrations sent in one message (engine.run_steps) record themselves through statements prepared
 # at the start of that message: the server parses and plans the tool's bookkeeping once per message instead
-# of once per migration (that saved about 8 % of the server's work on small migrations, counted with
-# callgrind). One statement records a migration: it measures the step, writes the history row and the
-# migration_log row, and returns the step's milliseconds. The names carry a random token (no clash with a session's own, nor with one a failed
-# message left behind) and are deallocated at the end of the message.
-BATCH_PRELUDE_RESULTS = 2  # the two PREPAREs
+# of once per migration. One statement records a migration: it measures the step, writes the history row
+# and the migration_log row, and returns the step's milliseconds. The names carry a random token (no clash
+# with a session's own, nor with one a failed message left behind) and are deallocated at the end of the
+# message.
+BATCH_PRELUDE_RESULTS = BATCH_CLOSING_RESULTS = 2  # the two PREPAREs; the two DEALLOCATEs
 
 
 def batch_statement_names(token: str) -> tuple[str, str]:
@@ -188,13 +196,8 @@ def batch_prepare_sql(token: str, direction: str, log_table: str) -> str:
            f"SELECT $8, 0, clock_timestamp(), '{verb} by mercurio-migrate ' || $7 || ' (' || $5 || ', ' || "
            "round(ms, 1) || ' ms)' FROM step)")
     if direction == "up":
-        change = (f"applied AS (INSERT INTO {HISTORY_TABLE} (version, name, checksum, rollback_checksum, applied_at, "
-                  "execution_ms, records_processed, transaction_mode, client_host, tool_version) SELECT $1, $2, $3, "
-                  "$4, clock_timestamp(), ms, 0, $5, $6, $7 FROM step ON CONFLICT (version) DO UPDATE SET "
-                  "name = EXCLUDED.name, checksum = EXCLUDED.checksum, rollback_checksum = EXCLUDED.rollback_checksum, "
-                  "applied_at = EXCLUDED.applied_at, execution_ms = EXCLUDED.execution_ms, "
-                  "records_processed = EXCLUDED.records_processed, transaction_mode = EXCLUDED.transaction_mode, "
-                  "applied_by = current_user, client_host = EXCLUDED.client_host, tool_version = EXCLUDED.tool_version)")
+        change = (f"applied AS (INSERT INTO {HISTORY_TABLE} ({_HISTORY_COLUMNS}) SELECT $1, $2, $3, $4, "
+                  f"clock_timestamp(), ms, 0, $5, $6, $7 FROM step {_ON_CONFLICT})")
     else:
         change = f"removed AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1)"
     return (f"PREPARE {start} AS {STEP_START_SQL};\n"

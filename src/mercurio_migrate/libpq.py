@@ -46,11 +46,6 @@ def _library() -> ctypes.CDLL | None:
     return None
 
 
-def library() -> ctypes.CDLL | None:
-    """libpq with the functions this module uses declared, or None (then use psycopg)."""
-    return _library()
-
-
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     strings = ctypes.POINTER(ctypes.c_char_p)
     signatures = {
@@ -69,7 +64,6 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "PQgetisnull": ([ctypes.c_void_p, ctypes.c_int, ctypes.c_int], ctypes.c_int),
         "PQclear": ([ctypes.c_void_p], None),
         "PQparameterStatus": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_char_p),
-        "PQcmdStatus": ([ctypes.c_void_p], ctypes.c_char_p),
         "PQtransactionStatus": ([ctypes.c_void_p], ctypes.c_int),
         "PQport": ([ctypes.c_void_p], ctypes.c_char_p),
     }
@@ -103,13 +97,10 @@ class Failed(Exception):
 
 
 class Result(NamedTuple):
-    """One statement's outcome: as database.StatementResult, with the error as SQLSTATE and message."""
+    """One statement's outcome (what a batch needs of it: a failure ends the ordinary path's way)."""
 
     ok: bool
-    command_status: str
-    value: str | None  # the first column of the first row, as text
-    sqlstate: str = ""
-    message: str = ""
+    value: str | None = None  # the first column of the first row, as text
 
 
 class Rows(list):
@@ -174,15 +165,13 @@ class Session:
                 if status == PGRES_EMPTY_QUERY or (out and not out[-1].ok):
                     continue
                 if status == PGRES_FATAL_ERROR:
-                    field = lib.PQresultErrorField
-                    out.append(Result(False, "", None, (field(result, PG_DIAG_SQLSTATE) or b"").decode(),
-                                      (field(result, PG_DIAG_MESSAGE_PRIMARY) or b"").decode("utf-8", "replace")))
+                    out.append(Result(False))
                     continue
                 value = None
                 if status == PGRES_TUPLES_OK and lib.PQntuples(result) and lib.PQnfields(result) \
                         and not lib.PQgetisnull(result, 0, 0):
                     value = lib.PQgetvalue(result, 0, 0).decode("utf-8", "replace")
-                out.append(Result(True, (lib.PQcmdStatus(result) or b"").decode(), value))
+                out.append(Result(True, value))
             finally:
                 lib.PQclear(result)
         return out

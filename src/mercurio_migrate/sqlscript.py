@@ -337,6 +337,14 @@ class ParseAhead:
             os.close(self._chooser)
             self._chooser = None
         if not indices:  # nothing to parse: end the child now rather than let it finish importing pglast
+            self.close()
+
+    def close(self) -> None:
+        """End the child if its outcomes were never read (nothing chosen, or the command stopped first)."""
+        if self._chooser is not None:
+            os.close(self._chooser)
+            self._chooser = None
+        if self._pid is not None:
             import signal
 
             os.close(self._reader)
@@ -344,15 +352,6 @@ class ParseAhead:
                 os.kill(self._pid, signal.SIGKILL)
             except OSError:
                 pass
-            os.waitpid(self._pid, 0)
-            self._pid = self._reader = None
-
-    def close(self) -> None:
-        """End the child if its outcomes were never read (the command stopped before parsing)."""
-        if self._chooser is not None:
-            self.choose([])
-        if self._pid is not None:
-            os.close(self._reader)  # a child still writing gets a broken pipe and exits
             os.waitpid(self._pid, 0)
             self._pid = self._reader = None
 

@@ -4,14 +4,11 @@ failures are located in the right file, lock timeouts are retried alone, nothing
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import psycopg
 import pytest
 
-from conftest import TEST_KEYS, write_migration
+from conftest import run_past_first_retry, write_migration
 
 
 def applied(db) -> list[str]:
@@ -56,22 +53,12 @@ def test_a_lock_timeout_inside_a_batch_is_retried_for_that_migration_alone(db, d
     write_migration(root, "20250101_000002_after", "CREATE TABLE b (id int);\n")
     blocker = psycopg.connect(database_url, application_name="blocker-app")
     blocker.execute("LOCK TABLE t IN ACCESS SHARE MODE")
-    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
-    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up",
-                                "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    seen = []
-    try:
-        for line in process.stderr:  # the first migration is committed by the time the retry is announced
-            seen.append(line)
-            if "retry 1 of 5" in line:
-                assert applied(db) == ["20250101_000000"]
-                break
-    finally:
-        blocker.close()
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(seen) + err
-    assert "20250101_000001_alter/migration.sql:1:1" in "".join(seen)
+    at_retry = []  # the first migration is committed by the time the retry is announced
+    code, stderr = run_past_first_retry(["--dir", str(root), "up"], database_url, blocker,
+                                        at_retry=lambda: at_retry.append(applied(db)))
+    assert code == 0, stderr
+    assert at_retry == [["20250101_000000"]]
+    assert "20250101_000001_alter/migration.sql:1:1" in stderr
     assert applied(db) == ["20250101_000000", "20250101_000001", "20250101_000002"]
     assert db.execute("SELECT count(*) FROM information_schema.columns WHERE table_name = 't'").fetchone()[0] == 2
 

@@ -9,7 +9,7 @@ import time
 
 import psycopg
 
-from conftest import TEST_KEYS, write_migration
+from conftest import TEST_KEYS, run_past_first_retry, write_migration
 
 ALTER = "ALTER TABLE t ADD COLUMN x int;"
 
@@ -54,21 +54,10 @@ def test_lock_timeout_retries_then_fails_naming_the_blocking_session(cli, db, da
 def test_lock_timeout_retry_succeeds_once_the_blocker_goes(db, database_url, tmp_path):
     root = setup_table(db, tmp_path)
     blocker = hold_lock(database_url)
-    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.5"}
-    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up",
-                                "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    seen = []
-    try:
-        for line in process.stderr:  # release the lock only once the tool has hit the timeout
-            seen.append(line)
-            if "retry 1 of 5" in line:
-                break
-    finally:
-        blocker.close()
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(seen) + err
-    assert any("blocked by pid" in line for line in seen)
+    # the lock is released only once the tool has hit the timeout
+    code, stderr = run_past_first_retry(["--dir", str(root), "up"], database_url, blocker)
+    assert code == 0, stderr
+    assert "blocked by pid" in stderr
     assert applied(db) == ["20250101_000000"]
 
 

@@ -8,7 +8,7 @@ import json
 
 import psycopg
 
-from conftest import write_migration
+from conftest import run_past_first_retry, write_migration
 
 PSYCOPG_PATH = {"MERCURIO_NO_QUICK_PATH": "1"}
 IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}
@@ -146,33 +146,16 @@ def test_quick_down_needs_no_psycopg_and_records_what_the_psycopg_path_records(c
     assert rows == [] and len(notes) == 6
     assert all(n.startswith("rolled back by mercurio-migrate") and n.endswith(", N ms)") for n in notes[3:])
 
-def test_a_rollback_that_times_out_on_the_quick_path_is_retried_and_steps_still_count(db, database_url, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    from conftest import TEST_KEYS
-
+def test_a_rollback_that_times_out_on_the_quick_path_is_retried_and_steps_still_count(cli, db, database_url,
+                                                                                      tmp_path):
     root = tmp_path / "m"
     for i in range(3):
         write_migration(root, f"20250101_00000{i}_t{i}", f"CREATE TABLE t{i} (id int);\n", f"DROP TABLE t{i};\n")
-    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
-    assert subprocess.run([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"], env=env).returncode == 0
+    assert cli("--dir", str(root), "up").returncode == 0
     blocker = psycopg.connect(database_url)
     blocker.execute("LOCK TABLE t1 IN ACCESS SHARE MODE")  # the second newest cannot drop its table yet
-    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "down", "--steps", "2",
-                                "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    seen = []
-    try:
-        for line in process.stderr:
-            seen.append(line)
-            if "retry 1 of 5" in line:
-                break
-    finally:
-        blocker.close()
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 0, "".join(seen) + err
+    code, stderr = run_past_first_retry(["--dir", str(root), "down", "--steps", "2"], database_url, blocker)
+    assert code == 0, stderr
     # two rolled back (one by the quick path, one after the retry), the third still applied
     assert [r[0] for r in db.execute("SELECT version FROM public.mercurio_migrations").fetchall()] == [
         "20250101_000000"]
