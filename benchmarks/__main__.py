@@ -33,6 +33,7 @@ def run_all(names: list[str], quick: bool, install_peers: bool = True,
     work = Path(tempfile.mkdtemp(prefix="run_", dir=common.WORK))
     common.peers(install_peers)
     versions = common.versions()  # before the run: the tree may change under a long run
+    versions["mercurio-migrate bytecode"] = common.compile_bytecode()
     server = common.Server()
     sections = []
     try:

@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from mercurio_migrate import __version__, faults, history, locks
+from mercurio_migrate.background import Background
 from mercurio_migrate.config import Settings
 from mercurio_migrate.database import (
     APPLICATION_NAME,
@@ -35,6 +36,9 @@ from mercurio_migrate.errors import (
 )
 from mercurio_migrate.layout import Migration, MigrationSet, SqlFile, discover
 from mercurio_migrate.sqlscript import Mode, ParseAhead, Script, Statement, parse, relation_names
+
+if TYPE_CHECKING:
+    from mercurio_migrate import libpq
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': first key of the advisory lock, the second is 0
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
@@ -306,22 +310,32 @@ class Engine:
                                          row.records_processed, tuple(drifted), header))
         return states
 
-    def read_history_quickly(self, *, writable: bool = False, keep: list | None = None
+    def open_quickly(self) -> libpq.Session | None:
+        """A libpq session with the command's session settings (those connect() sends), for the quick
+        paths; None when libpq cannot be loaded, the server cannot be reached, or the URL carries options
+        of its own (psycopg then connects and explains)."""
+        from mercurio_migrate import libpq
+
+        url = self.database_url()
+        options = libpq_options(url, self.connection_options())
+        return libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options) if options else None
+
+    def _open_in_background(self) -> Background[libpq.Session | None]:
+        return Background(self.open_quickly, name="mercurio-connect")
+
+    def read_history_quickly(self, *, writable: bool = False, session: libpq.Session | None = None
                              ) -> dict[str, history.HistoryRow] | None:
         """The history through libpq directly, without importing psycopg ({} before the first migration);
         None when that is not possible (no libpq to load, any failure) or, with ``writable``, when the server
         is a replica or read-only: the caller then takes the ordinary path, which explains any problem.
-        ``keep``: the session, opened with the command's session settings, is appended to it and left open
-        for the caller (who closes it) instead of being closed."""
+        ``session``: one the caller opened (open_quickly) and closes; otherwise one is opened and closed here."""
         from mercurio_migrate import libpq
 
-        url = self.database_url()
-        options = libpq_options(url, self.connection_options()) if keep is not None else None
-        session = libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options)
-        if session is None:
-            return None
-        if options is not None:
-            keep.append(session)
+        own = session is None
+        if own:
+            session = libpq.Session.open(self.database_url(), f"{APPLICATION_NAME} {__version__}")
+            if session is None:
+                return None
         try:
             flags = session.rows(history.SERVER_FLAGS_SQL)
             if not flags or (writable and "t" in flags[0][1:]):
@@ -333,12 +347,17 @@ class Engine:
         except libpq.Failed:
             return None
         finally:
-            if not keep:
+            if own:
                 session.close()
 
     def status(self) -> list[MigrationState]:
-        found = self.migrations()
-        applied = self.read_history_quickly()
+        reading = Background(self.read_history_quickly, name="mercurio-history")  # while the files are read
+        try:
+            found = self.migrations()
+        except BaseException:
+            reading.discard()
+            raise
+        applied = reading.result()
         if applied is None:
             with self.session(lock=False) as conn:
                 applied = self.read_history(conn)
@@ -459,35 +478,50 @@ class Engine:
 
     def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False,
             validate: bool = True, validate_each: bool = False, dump: bool = False) -> RunResult:
-        found = self.migrations()
-        # a child process forks now and imports the parser while this one reads the history; it then parses
-        # the files that will most likely run, while this one connects and takes the lock
-        files = [] if (dry_run or dump) else [
-            (m.version, f.text) for m in found.migrations for f in (m.migration, m.extras.get("verify.sql")) if f]
-        ahead = ParseAhead([text for _, text in files], choose_later=True)
+        quickly = not (dry_run or dump)
+        connecting = self._open_in_background() if quickly else None  # while the files are read and hashed
         try:
-            return self._up_parsing_ahead(found, files, ahead, to=to, dry_run=dry_run, allow_drift=allow_drift,
-                                          validate=validate, validate_each=validate_each, dump=dump)
+            found = self.migrations()
+        except BaseException:
+            if connecting is not None:
+                connecting.discard(_close)
+            raise
+        session = connecting.result() if connecting is not None else None  # joined: the fork below needs that
+        try:
+            # a child process forks now and imports the parser while this one reads the history; it then
+            # parses the files that will most likely run, while this one takes the lock
+            files = [] if not quickly else [(m.version, f.text) for m in found.migrations
+                                            for f in (m.migration, m.extras.get("verify.sql")) if f]
+            ahead = ParseAhead([text for _, text in files], choose_later=True)
+            try:
+                return self._up_parsing_ahead(found, files, ahead, session, to=to, dry_run=dry_run,
+                                              allow_drift=allow_drift, validate=validate,
+                                              validate_each=validate_each, dump=dump)
+            finally:
+                ahead.close()
         finally:
-            ahead.close()
+            if session is not None:
+                session.close()
 
-    def _up_parsing_ahead(self, found: MigrationSet, files: list[tuple[str, str]], ahead: ParseAhead, *,
-                          to: str | None, dry_run: bool, allow_drift: bool, validate: bool, validate_each: bool,
-                          dump: bool) -> RunResult:
-        likely, kept = None, []  # kept: the quick read's session, reused by the quick path
+    def _up_parsing_ahead(self, found: MigrationSet, files: list[tuple[str, str]], ahead: ParseAhead,
+                          session: libpq.Session | None, *, to: str | None, dry_run: bool, allow_drift: bool,
+                          validate: bool, validate_each: bool, dump: bool) -> RunResult:
+        """``session``: open_quickly's (None: it could not connect, or a dry run): the unlocked history read
+        and the quick path use it; the ordinary path connects through psycopg."""
+        likely = None
         try:
             try:
-                likely = None if (dry_run or dump) else self._likely_pending(found, to, allow_drift, kept)
+                likely = self._likely_pending(found, to, allow_drift, session) if session is not None else None
             finally:
                 wanted = {m.version for m in likely or ()}
                 ahead.choose([i for i, (version, _) in enumerate(files) if version in wanted])
             if likely == []:
                 return RunResult("up", (), (), False)
-            quick = self._up_quick(found, likely, to, allow_drift, validate, ahead, kept[0] if kept else None) \
+            quick = self._up_quick(found, likely, to, allow_drift, validate, ahead, session) \
                 if likely and not (validate_each or dump) else None
         finally:
-            for session in kept:
-                session.close()
+            if session is not None:
+                session.close()  # before the ordinary path connects: one connection at a time
         if isinstance(quick, RunResult):
             return quick
         done_before = tuple(quick or ())  # committed by the quick path before a migration failed
@@ -534,7 +568,8 @@ class Engine:
         return RunResult("up", tuple(steps), plan, False, report, tuple(each), schema_sql)
 
     def _up_quick(self, found: MigrationSet, likely: list[Migration], to: str | None, allow_drift: bool,
-                  validate: bool, ahead: ParseAhead, session=None) -> RunResult | list[StepResult] | None:
+                  validate: bool, ahead: ParseAhead, session: libpq.Session
+                  ) -> RunResult | list[StepResult] | None:
         """`up` through libpq directly (see _run_quickly), for the pending migrations the unlocked history
         read saw."""
         if any("verify.sql" in m.extras for m in likely):
@@ -548,8 +583,8 @@ class Engine:
         return self._run_quickly("up", pending, validate=validate, ahead=ahead, session=session)
 
     def _run_quickly(self, direction: str, select: Callable[[dict], list[Migration] | None], *,
-                     validate: bool = False, ahead: ParseAhead | None = None,
-                     session=None) -> RunResult | list[StepResult] | None:
+                     session: libpq.Session, validate: bool = False, ahead: ParseAhead | None = None
+                     ) -> RunResult | list[StepResult] | None:
         """`up` or `down` through libpq directly, without importing psycopg (a third of a small run's time),
         when every migration to run can travel in a batch (transactional, nothing to count, no verify.sql,
         no PII keys needed) and nothing needs explaining: the lock is free, no session would block, the
@@ -559,17 +594,13 @@ class Engine:
 
         Returns the RunResult; or the steps it committed before a migration failed (the ordinary path then
         runs the rest, and reports that failure with its full context); or None when it did not start (the
-        ordinary path does everything, and explains whatever stopped this one)."""
-        if os.environ.get("MERCURIO_NO_QUICK_PATH") or faults.ACTIVE:
+        ordinary path does everything, and explains whatever stopped this one).
+
+        ``session``: open_quickly's; it is left open (with the lock released) for the caller to close."""
+        if not _quick_path_allowed():
             return None
         from mercurio_migrate import libpq
 
-        if session is None:  # ``session``: one already open with the command's settings (the quick read's)
-            url = self.database_url()
-            options = libpq_options(url, self.connection_options())
-            session = libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options) if options else None
-            if session is None:
-                return None
         locked, steps = False, []
         try:
             got, server_port, in_recovery, read_only = session.rows(_LOCK_SQL)[0]
@@ -628,17 +659,18 @@ class Engine:
         finally:
             if locked:
                 try:
+                    if session.in_transaction():  # a failed message leaves its transaction open, aborted
+                        session.rows("ROLLBACK")
                     session.rows(f"SELECT pg_advisory_unlock({LOCK_NAMESPACE}, 0)")
                 except libpq.Failed:
-                    pass
-            session.close()
+                    session.close()  # the server releases the lock with the connection
 
     def _likely_pending(self, found: MigrationSet, to: str | None, allow_drift: bool,
-                        keep: list | None = None) -> list[Migration] | None:
+                        session: libpq.Session) -> list[Migration] | None:
         """What a read of the history without the migration lock says is pending (None: it could not tell).
         When nothing is, that is the answer (the cost every up-to-date deploy pays, without importing
         psycopg); otherwise `up` runs as usual, under the lock, reading the history again."""
-        applied = self.read_history_quickly(writable=True, keep=keep)
+        applied = self.read_history_quickly(writable=True, session=session)
         if applied is None:
             return None
         pending = self._pending(found, applied, to)
@@ -672,14 +704,24 @@ class Engine:
 
     def _down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
               dry_run: bool = False, allow_drift: bool = False) -> RunResult:
-        found = self.migrations()
         count = 1 if steps is None else steps
         if count < 1 and not (all_ or to):
             raise UsageError("--steps must be at least 1")
+        connecting = self._open_in_background() if not dry_run and _quick_path_allowed() else None
+        try:
+            found = self.migrations()
+        except BaseException:
+            if connecting is not None:
+                connecting.discard(_close)
+            raise
         done_before: tuple[StepResult, ...] = ()
-        if not dry_run:
-            quick = self._run_quickly("down", lambda applied: self._down_choice(
-                found, applied, count=count, to=to, all_=all_, allow_drift=allow_drift))
+        session = connecting.result() if connecting is not None else None
+        if session is not None:
+            try:
+                quick = self._run_quickly("down", lambda applied: self._down_choice(
+                    found, applied, count=count, to=to, all_=all_, allow_drift=allow_drift), session=session)
+            finally:
+                session.close()
             if isinstance(quick, RunResult):
                 return quick
             done_before = tuple(quick or ())  # committed by the quick path before a rollback failed
@@ -1198,6 +1240,15 @@ _HINTS = {
     "42501": "The database user lacks a privilege this statement needs: run migrations as the schema's owner, "
              "or GRANT the privilege named above.",
 }
+
+
+def _quick_path_allowed() -> bool:
+    """Whether _run_quickly may run (not when turned off, nor under fault injection, which needs psycopg)."""
+    return not (os.environ.get("MERCURIO_NO_QUICK_PATH") or faults.ACTIVE)
+
+
+def _close(session: libpq.Session) -> None:
+    session.close()
 
 
 def run_or_raise(conn, sql: str, what: str) -> None:
