@@ -158,3 +158,20 @@ def test_without_a_second_process_the_first_lints_both_halves(corpus, two_halves
     one = lint_paths([corpus], load_config(None, select="all"))
     two = lint_paths([corpus], load_config(None, select="all"), workers=2)
     assert two.findings == one.findings and two.files == one.files
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="needs CPU affinity")
+def test_the_default_number_of_processes_follows_the_cpu_affinity():
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import os, sys; os.sched_setaffinity(0, {int(c) for c in sys.argv[1].split(',')}); "
+             "from mercurio_migrate.lint import default_workers; print(default_workers())")
+    cpus = sorted(os.sched_getaffinity(0))
+    one = subprocess.run([sys.executable, "-c", probe, str(cpus[0])], capture_output=True, text=True, check=True)
+    assert one.stdout.strip() == "1"
+    if len(cpus) >= 2:
+        two = subprocess.run([sys.executable, "-c", probe, f"{cpus[0]},{cpus[1]}"], capture_output=True, text=True,
+                             check=True)
+        assert two.stdout.strip() == "2"

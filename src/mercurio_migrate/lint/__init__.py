@@ -306,6 +306,16 @@ def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:
     return "dir", path, None, None
 
 
+def default_workers() -> int:
+    """2 when this process may run on two processors or more (its CPU affinity, as taskset or a container
+    sets it), else 1."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = os.cpu_count() or 1
+    return 2 if available >= 2 else 1
+
+
 def lint_paths(paths: list[Path], config: LintConfig, workers: int = 1) -> LintResult:
     """Lint migration directories, migration folders and SQL files; findings sorted by file and line.
 

@@ -13,7 +13,7 @@ import re
 _HEADER = """# `mercurio-migrate lint`
 
 
-`mercurio-migrate lint [PATH …] [--format text|json|sarif] [--select RULES] [--ignore RULES] [--jobs 2]` checks
+`mercurio-migrate lint [PATH …] [--format text|json|sarif] [--select RULES] [--ignore RULES] [--jobs 1|2]` checks
 migration folders (migration.sql and rollback.sql together), single SQL files, or the whole migrations
 directory (the default). It needs no database: each file is parsed once with PostgreSQL's parser (pglast)
 and the schema of earlier migrations is replayed from their statements, so "existing table" means a table
@@ -21,7 +21,8 @@ that existed before the migration (a table created earlier in the same migration
 
 Exit status: 1 when an error-level finding remains, 0 otherwise, 2 for bad usage (unknown path or rule).
 
-`--jobs 2` lints a large migrations directory (200 folders or more) as two halves in two processes, the
+A large migrations directory (200 folders or more) is linted as two halves in two processes when this
+process may use two processors (the default; `--jobs 1` keeps it to one, `--jobs 2` asks for two), the
 second replaying the schema the first half leaves; the findings are the same as with one process.
 
 ## Configuration
