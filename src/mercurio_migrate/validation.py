@@ -92,14 +92,16 @@ class ValidationReport:
         }
 
 
-def capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None = None) -> Capture:
+def capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None = None,
+            replan: bool = False) -> Capture:
     """Schema snapshot and row counts: exact below ``exact_row_threshold`` estimated rows, the estimate above.
 
     ``since``: the capture this one will be compared with (``compare(since, it)``), taken earlier on the same
     database. Relations that ``since`` did not have are then only named, not described (see snapshot.take):
     the report is the same, and the capture after the first run on a fresh database costs a fraction of a
-    full one. Such a capture serves that comparison only: it cannot be the ``before`` of another."""
-    schema = snapshot.take(conn, since=since.schema if since is not None else None)
+    full one. Such a capture serves that comparison only: it cannot be the ``before`` of another.
+    ``replan``: see snapshot.take (after a run of many migrations)."""
+    schema = snapshot.take(conn, since=since.schema if since is not None else None, replan=replan)
     tables = schema.data_table_names()
     if not tables:
         return Capture(schema, {})

@@ -208,6 +208,27 @@ def test_a_fixed_number_of_queries_whatever_the_number_of_objects(db, monkeypatc
     assert count(validation.capture) == small_capture
 
 
+def test_replan_prepares_the_statement_again_in_the_same_message_and_changes_nothing(db, monkeypatch):
+    messages = []
+    real = snapshot._send
+    monkeypatch.setattr(snapshot, "_send", lambda conn, sql: messages.append(sql) or real(conn, sql))
+    db.execute("CREATE TABLE r0 (id int PRIMARY KEY)")
+    fresh = psycopg.connect(db.info.dsn, autocommit=True)  # its statement was never prepared
+    try:
+        first = take(fresh, replan=True)  # DEALLOCATE fails (26000): ROLLBACK, then prepared and run
+        assert len(messages) == 3 and "DEALLOCATE" in messages[0] and messages[1] == "ROLLBACK"
+        assert "PREPARE mercurio_snapshot" in messages[2] and "DEALLOCATE" not in messages[2]
+        db.execute("".join(f"CREATE TABLE r{i} (id int); " for i in range(1, 30)))
+        messages.clear()
+        again = take(fresh, replan=True)
+        assert len(messages) == 1 and "DEALLOCATE mercurio_snapshot;\nPREPARE mercurio_snapshot" in messages[0]
+        assert again._parts == take(fresh)._parts != first._parts
+        inside = fresh.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = 'mercurio_snapshot'")
+        assert inside.fetchone()[0] == 1
+    finally:
+        fresh.close()
+
+
 def test_snapshot_inside_an_open_transaction_leaves_it_usable(db):
     db.execute("BEGIN")
     db.execute("CREATE TABLE inside (id int)")
