@@ -326,6 +326,18 @@ class Engine:
     def _open_in_background(self) -> Background[libpq.Session | None]:
         return Background(self.open_quickly, name="mercurio-connect")
 
+    def _discover_alongside(self, job: Background | None, release: Callable | None = None) -> tuple[MigrationSet, object]:
+        """The migration files, read and hashed while ``job`` (connecting, reading the history) runs in its
+        thread; then the job's result, joined. If reading the files fails, the job is waited for and its
+        value freed with ``release``."""
+        try:
+            found = self.migrations()
+        except BaseException:
+            if job is not None:
+                job.discard(release)
+            raise
+        return found, (job.result() if job is not None else None)
+
     def read_history_quickly(self, *, writable: bool = False, session: libpq.Session | None = None
                              ) -> dict[str, history.HistoryRow] | None:
         """The history through libpq directly, without importing psycopg ({} before the first migration);
@@ -354,13 +366,7 @@ class Engine:
                 session.close()
 
     def status(self) -> list[MigrationState]:
-        reading = Background(self.read_history_quickly, name="mercurio-history")  # while the files are read
-        try:
-            found = self.migrations()
-        except BaseException:
-            reading.discard()
-            raise
-        applied = reading.result()
+        found, applied = self._discover_alongside(Background(self.read_history_quickly, name="mercurio-history"))
         if applied is None:
             with self.session(lock=False) as conn:
                 applied = self.read_history(conn)
@@ -482,14 +488,8 @@ class Engine:
     def _up(self, *, to: str | None = None, dry_run: bool = False, allow_drift: bool = False,
             validate: bool = True, validate_each: bool = False, dump: bool = False) -> RunResult:
         quickly = not (dry_run or dump)
-        connecting = self._open_in_background() if quickly else None  # while the files are read and hashed
-        try:
-            found = self.migrations()
-        except BaseException:
-            if connecting is not None:
-                connecting.discard(_close)
-            raise
-        session = connecting.result() if connecting is not None else None  # joined: the fork below needs that
+        # joined before the fork below (ParseAhead forks only a process without other threads)
+        found, session = self._discover_alongside(self._open_in_background() if quickly else None, _close)
         try:
             # a child process forks now and imports the parser while this one reads the history; it then
             # parses the files that will most likely run, while this one takes the lock
@@ -712,15 +712,9 @@ class Engine:
         count = 1 if steps is None else steps
         if count < 1 and not (all_ or to):
             raise UsageError("--steps must be at least 1")
-        connecting = self._open_in_background() if not dry_run and _quick_path_allowed() else None
-        try:
-            found = self.migrations()
-        except BaseException:
-            if connecting is not None:
-                connecting.discard(_close)
-            raise
+        found, session = self._discover_alongside(
+            self._open_in_background() if not dry_run and _quick_path_allowed() else None, _close)
         done_before: tuple[StepResult, ...] = ()
-        session = connecting.result() if connecting is not None else None
         if session is not None:
             try:
                 quick = self._run_quickly("down", lambda applied: self._down_choice(
