@@ -22,7 +22,7 @@ from pathlib import Path
 
 from benchmarks import common
 
-MODULES = ("apply_all", "status", "startup", "fixed_cost", "lock_impact", "data_migration", "verify_lint")
+MODULES = ("apply_all", "snapshot_plan", "status", "startup", "fixed_cost", "lock_impact", "data_migration", "verify_lint")
 DOCS = common.REPO / "docs" / "benchmarks.md"
 
 

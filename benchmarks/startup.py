@@ -1,11 +1,16 @@
 """3. CLI start-up: `--help`, and `status` on an empty set, against the bare interpreter's start-up.
 
+`status` runs a second time from a copy of the package that has no bytecode, under PYTHONDONTWRITEBYTECODE:
+what a source checkout costs on a machine that sets that variable (every module of the package compiled
+on every call), against the compiled package that `python -m benchmarks` times everywhere else.
+
 Also lists which heavy modules `--help` imports (they should load lazily, only when a command needs them)
 and the biggest imports of each command, from `python -X importtime`.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +43,16 @@ def import_profile(args: list[str], env: dict, cwd: Path) -> tuple[list[tuple[st
     return sorted(top.items(), key=lambda item: -item[1])[:5], seen
 
 
+def uncompiled_copy(work: Path) -> Path:
+    """A directory holding a copy of the mercurio_migrate package without any __pycache__."""
+    import mercurio_migrate
+
+    root = Path(tempfile.mkdtemp(dir=work, prefix="uncompiled_"))
+    shutil.copytree(Path(mercurio_migrate.__file__).parent, root / "mercurio_migrate",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
 def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE)
     server = ctx.server
@@ -47,17 +62,23 @@ def run(ctx: Context) -> Section:
     database = server.create_db("s")
     env = server.mercurio_env(database)
     floor_cmd = [sys.executable, "-c", "pass"]
+    uncompiled = uncompiled_copy(ctx.work)
+    uncompiled_env = env | {"PYTHONPATH": str(uncompiled), "PYTHONDONTWRITEBYTECODE": "1"}
     commands = {
-        "mercurio-migrate --help": server.mercurio_cmd("--help"),
-        "mercurio-migrate status (empty set)": server.mercurio_cmd("--dir", str(empty / "migrations"), "status"),
+        "mercurio-migrate --help": (server.mercurio_cmd("--help"), env),
+        "mercurio-migrate status (empty set)": (server.mercurio_cmd("--dir", str(empty / "migrations"), "status"),
+                                                env),
+        "mercurio-migrate status (empty set), package without bytecode": (
+            [sys.executable, "-m", "mercurio_migrate", "--dir", str(empty / "migrations"), "status"],
+            uncompiled_env),
     }
     table = Table("start-up", ["command", "runs", "median", "floor median", "ratio to floor (min–max)"])
     floors = []
-    for label, cmd in commands.items():
+    for label, (cmd, cmd_env) in commands.items():
         pairs = []
         try:
             for _ in range(reps):
-                pairs.append((timed(floor_cmd, env=env, cwd=empty), timed(cmd, env=env, cwd=empty)))
+                pairs.append((timed(floor_cmd, env=env, cwd=empty), timed(cmd, env=cmd_env, cwd=empty)))
         except common.BenchError as exc:
             table.rows.append([label, "0", f"failed: {exc}", "", ""])
             section.failed = True

@@ -77,13 +77,9 @@ def proof_script() -> str:
 
     folders = [p for p in sorted(MIGRATIONS.iterdir()) if (p / "migration.sql").is_file()]
     between = "RESET ALL;\nDISCARD TEMP;\n"
-    tables = ", ".join(f"'{t}'" for t in snapshot.tool_tables())
-    take = (f"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n{snapshot._SET_SESSION_SQL};\n"
-            f"EXECUTE mercurio_snapshot (ARRAY[{tables}]::text[], ARRAY[]::text[], NULL::text[], NULL::text[]);\n"
-            "COMMIT;\n")
+    prepare, take = snapshot.psql_script()
     up = {p: as_the_tool_runs_it((p / "migration.sql").read_text()) + between + take for p in folders}
     down = {p: as_the_tool_runs_it((p / "rollback.sql").read_text()) + between + take for p in folders}
-    prepare = (f"PREPARE mercurio_snapshot (text[], text[], text[], text[]) AS\n{snapshot.SNAPSHOT_SQL};\n")
     return ("\\o /dev/null\n" + MIGRATION_LOG_DDL + prepare + take
             + "".join(up[p] + down[p] + up[p] for p in folders) + "".join(down[p] for p in reversed(folders)))
 

@@ -45,9 +45,9 @@ LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 # the migration lock, tried, with what decides whether this server can be migrated (the port as text)
 _LOCK_SQL = (f"SELECT pg_try_advisory_lock({LOCK_NAMESPACE}, 0), current_setting('port'), pg_is_in_recovery(), "
              "current_setting('transaction_read_only') = 'on'")
-# migrations after which the validation report's snapshot is planned again (see snapshot.take's replan): at
-# 200 the two cost the same, at 1,000 a new plan saves about 180 ms
-REPLAN_AFTER = 200
+# migrations after which the validation report's snapshot is planned again (see snapshot.take's replan):
+# benchmarks/snapshot_plan.py measures both ways at 200, 500 and 1,000 (a new plan lost at 200, won at 1,000)
+REPLAN_AFTER = 500
 # results of a transactional migration around its body: BEGIN and the two step markers; then the history
 # row, the migration_log row, RESET ALL, DISCARD TEMP and COMMIT
 OPENING_RESULTS, FINISH_RESULTS = 3, 5
@@ -314,14 +314,15 @@ class Engine:
         return states
 
     def open_quickly(self) -> libpq.Session | None:
-        """A libpq session with the command's session settings (those connect() sends), for the quick
-        paths; None when libpq cannot be loaded, the server cannot be reached, or the URL carries options
-        of its own (psycopg then connects and explains)."""
+        """A libpq session for the quick paths, with the command's session settings (those connect() sends)
+        unless the URL carries options of its own: such a session (``options`` None) may read the history
+        but not migrate. None when libpq cannot be loaded or the server cannot be reached (psycopg then
+        connects and explains)."""
         from mercurio_migrate import libpq
 
         url = self.database_url()
-        options = libpq_options(url, self.connection_options())
-        return libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}", options) if options else None
+        return libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}",
+                                  libpq_options(url, self.connection_options()))
 
     def _open_in_background(self) -> Background[libpq.Session | None]:
         return Background(self.open_quickly, name="mercurio-connect")
@@ -600,8 +601,10 @@ class Engine:
         runs the rest, and reports that failure with its full context); or None when it did not start (the
         ordinary path does everything, and explains whatever stopped this one).
 
-        ``session``: open_quickly's; it is left open (with the lock released) for the caller to close."""
-        if not _quick_path_allowed():
+        ``session``: open_quickly's; it is left open (with the lock released) for the caller to close. One
+        without the command's settings (a URL with options of its own) leaves everything to psycopg, which
+        merges them."""
+        if not _quick_path_allowed() or session.options is None:
             return None
         from mercurio_migrate import libpq
 

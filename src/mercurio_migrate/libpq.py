@@ -114,8 +114,9 @@ class Session:
     """One connection for a few text-format statements, then closed. ``open`` gives None when it cannot
     connect (no libpq, server unreachable, …): use psycopg, which says why."""
 
-    def __init__(self, lib: ctypes.CDLL, handle: int):
+    def __init__(self, lib: ctypes.CDLL, handle: int, options: str | None = None):
         self._lib, self._handle = lib, handle
+        self.options = options  # the session settings it was opened with (None: libpq's defaults only)
 
     @classmethod
     def open(cls, url: str, application_name: str, options: str | None = None) -> Session | None:
@@ -134,7 +135,7 @@ class Session:
         if lib.PQstatus(handle) != CONNECTION_OK:
             lib.PQfinish(handle)
             return None
-        return cls(lib, handle)
+        return cls(lib, handle, options)
 
     def parameter(self, name: str) -> str | None:
         value = self._lib.PQparameterStatus(self._handle, name.encode())

@@ -593,8 +593,8 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
 
     ``replan``: prepare the statement again first. Its generic plan was made for the catalog as it was
     when the session first took a snapshot; after a run that created hundreds of relations that plan
-    reads the grown catalog several times slower than a new one (about 270 against 80 ms after 1,000
-    tables), while planning again costs about 15 ms.
+    reads the grown catalog several times slower than a new one, which costs its planning
+    (benchmarks/snapshot_plan.py measures both).
     """
     tables = list(tool_tables() if exclude_tables is None else exclude_tables)
     relations = indexes = "NULL::text[]"
@@ -604,6 +604,29 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
     arguments = f"({_text_array(conn, tables)}, {_text_array(conn, list(exclude_schemas))}, {relations}, {indexes})"
     texts = _run_snapshot(conn, _WHOLE, arguments, replan)
     return Snapshot(parts=dict(zip(_WHOLE.parts, texts)), partial=since is not None and since._parts is not None)
+
+
+def psql_script() -> tuple[str, str]:
+    """(prepare, snapshot): the statement's PREPARE, and one snapshot of a database as ``take`` sends it
+    outside a transaction (tool tables left out), for a client that runs SQL text (the benchmarks' psql
+    floor for verify's proof)."""
+    tables = "ARRAY[" + ", ".join("'" + name.replace("'", "''") + "'" for name in tool_tables()) + "]::text[]"
+    start, end, _ = _READ_ONLY
+    return (_prepare_sql(_WHOLE) + ";\n",
+            _message(start, f"EXECUTE {_WHOLE.name} ({tables}, ARRAY[]::text[], NULL::text[], NULL::text[])", end)
+            + ";\n")
+
+
+# the snapshot's own transaction: start, end, and what ends it after an error
+_READ_ONLY = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "COMMIT", "ROLLBACK")
+
+
+def _prepare_sql(statement: _Statement) -> str:
+    return f"PREPARE {statement.name} (text[], text[], text[], text[]) AS\n{statement.sql}"
+
+
+def _message(start: str, body: str, end: str) -> str:
+    return f"{start};\n{_SET_SESSION_SQL};\n{body};\n{end}"
 
 
 def _text_array(conn, values: list[str]) -> str:
@@ -620,17 +643,16 @@ def _run_snapshot(conn, statement: _Statement, arguments: str, replan: bool = Fa
         start = "SAVEPOINT mercurio_snapshot"
         end = after_error = "ROLLBACK TO SAVEPOINT mercurio_snapshot; RELEASE SAVEPOINT mercurio_snapshot"
     else:
-        start, end, after_error = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "COMMIT", "ROLLBACK"
+        start, end, after_error = _READ_ONLY
     execute = f"EXECUTE {statement.name} {arguments}"
-    prepare = f"PREPARE {statement.name} (text[], text[], text[], text[]) AS\n{statement.sql}"
-    if replan:  # not prepared yet: DEALLOCATE fails with 26000 and the statement is prepared below
-        execute = f"DEALLOCATE {statement.name};\n{prepare};\n{execute}"
-    outcome = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\n{execute};\n{end}")
+    prepare_and_execute = f"{_prepare_sql(statement)};\n{execute}"
+    # replan: DEALLOCATE first (not prepared yet: it fails with 26000 and the statement is prepared below)
+    body = f"DEALLOCATE {statement.name};\n{prepare_and_execute}" if replan else execute
+    outcome = _one_message(conn, _message(start, body, end))
     if isinstance(outcome, Exception) and getattr(outcome, "sqlstate", None) == _UNDEFINED_PREPARED_STATEMENT:
         # the session's first snapshot (or its statements were deallocated): prepare, run again
         _one_message(conn, after_error)
-        outcome = _one_message(conn, f"{start};\n{_SET_SESSION_SQL};\n{prepare};\n"
-                                     f"EXECUTE {statement.name} {arguments};\n{end}")
+        outcome = _one_message(conn, _message(start, prepare_and_execute, end))
     if isinstance(outcome, Exception):
         _one_message(conn, after_error)
         raise outcome

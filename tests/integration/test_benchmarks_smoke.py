@@ -53,6 +53,7 @@ def test_benchmark_produces_figures(bench, name):
     assert section.tables
     cells = [cell for table in section.tables for row in table.rows for cell in row]
     assert any(FIGURE.search(cell) for cell in cells), cells
+    assert not any(cell.startswith(("not measured", "failed")) for cell in cells), cells
     assert f"## {module.TITLE}" in render_section(section)
 
 

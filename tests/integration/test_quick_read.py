@@ -83,3 +83,20 @@ def test_status_before_the_first_migration_lists_everything_pending_either_way(c
     assert not imported_psycopg(quick)
     assert json.loads(quick.stdout) == json.loads(slow.stdout)
     assert [m["state"] for m in json.loads(quick.stdout)["migrations"]] == ["pending", "pending"]
+
+
+def test_a_url_with_its_own_options_reads_quickly_and_migrates_through_psycopg(cli, db, database_url, tmp_path):
+    # the URL's options must be merged with the tool's settings (psycopg does it); reading the history
+    # needs neither, so an up-to-date `up` still answers without psycopg
+    url = database_url + "&options=-c%20search_path%3Dpublic"
+    root = migrations(tmp_path, 2)
+    first = cli("--dir", str(root), "--json", "up", database_url=url, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert first.returncode == 0, first.stderr[-500:]
+    assert imported_psycopg(first) and len(json.loads(first.stdout)["applied"]) == 2
+    noop = cli("--dir", str(root), "--json", "up", database_url=url, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert noop.returncode == 0 and json.loads(noop.stdout) == {"applied": []}
+    assert not imported_psycopg(noop)
+    down = cli("--dir", str(root), "--json", "down", database_url=url, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert down.returncode == 0, down.stderr[-500:]
+    assert imported_psycopg(down) and [s["version"] for s in json.loads(down.stdout)["rolled_back"]] == [
+        "20250101_000001"]
