@@ -402,8 +402,8 @@ def run_peer(tool: str, verb: str, files: MigrationSetFiles, server: Server, dat
 def compile_bytecode() -> str:
     """Compile mercurio-migrate's modules to bytecode, as `pip install` does for an installed package and as
     Python does at the first run of an editable one. A machine that sets PYTHONDONTWRITEBYTECODE (the ones we
-    measure on do) would otherwise recompile the whole package on every call: 60-70 ms of each `status` and
-    no-op `up`, a cost no user's installed copy pays. Returns a line for the report."""
+    measure on do) would otherwise recompile the whole package on every call (the start-up benchmark times
+    `status` both ways), a cost no user's installed copy pays. Returns a line for the report."""
     import compileall
 
     import mercurio_migrate

@@ -293,11 +293,16 @@ class ParseAhead:
         self._by_text: dict[str, tuple] | None = None
         if not texts or not _can_fork():
             return
+        pipes: list[int] = []
         try:
             reader, writer = os.pipe()
+            pipes += (reader, writer)
             choice_reader, chooser = os.pipe() if choose_later else (None, None)
+            pipes += (choice_reader, chooser) if choose_later else ()
             pid = os.fork()
-        except OSError:
+        except OSError:  # no pipe or no process to spare: parse in this process
+            for descriptor in pipes:
+                os.close(descriptor)
             return
         if pid == 0:  # the child: parse, send, exit without running the parent's clean-ups
             status = 1

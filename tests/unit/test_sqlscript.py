@@ -116,6 +116,22 @@ def test_parsing_ahead_steps_aside_when_it_cannot_fork(monkeypatch):
     assert ahead._pid is None and ahead.outcome("SELECT 1") is None and ahead.outcomes() is None
 
 
+def test_a_failed_fork_leaves_no_pipe_open(monkeypatch):
+    import os
+
+    from mercurio_migrate.sqlscript import ParseAhead
+
+    def no_fork():
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    before = set(os.listdir("/proc/self/fd"))
+    for choose_later in (False, True):
+        ahead = ParseAhead(["SELECT 1"], choose_later=choose_later)
+        assert ahead._pid is None and ahead.outcome("SELECT 1") is None
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 def test_a_child_that_fails_is_ignored_and_the_parent_parses_itself(monkeypatch):
     from mercurio_migrate import sqlscript
 
