@@ -33,7 +33,11 @@ def run_all(names: list[str], quick: bool, install_peers: bool = True,
     work = Path(tempfile.mkdtemp(prefix="run_", dir=common.WORK))
     common.peers(install_peers)
     versions = common.versions()  # before the run: the tree may change under a long run
-    versions["mercurio-migrate bytecode"] = common.compile_bytecode()
+    versions["mercurio-migrate timed as"] = common.install_tool(into_venv=not quick)
+    if common.TOOL_PYTHON != Path(sys.executable):
+        versions["interpreter start-up (python -c pass)"] = (
+            f"{common.fmt_s(common.interpreter_startup(common.TOOL_PYTHON))} in the tool's venv, "
+            f"{common.fmt_s(common.interpreter_startup(Path(sys.executable)))} for {sys.executable} (its .pth files run)")
     server = common.Server()
     sections = []
     try:

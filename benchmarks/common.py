@@ -27,8 +27,11 @@ SEED = REPO.parent / "shared" / "seed" / "migration-examples.md"
 WORK = REPO / "benchmarks" / ".work"
 PEERS_VENV = WORK / "peers"
 PEERS_BIN = PEERS_VENV / "bin"
-# the real console script next to this interpreter (not a pyenv shim, which costs a shell and a lookup)
-MERCURIO = Path(sys.executable).parent / "mercurio-migrate"
+TOOL_VENV = WORK / "tool"
+# the interpreter and console script the benchmarks time (install_tool points them at the benchmark venv); by
+# default the ones next to this interpreter (not a pyenv shim, which costs a shell and a lookup)
+TOOL_PYTHON = Path(sys.executable)
+MERCURIO = TOOL_PYTHON.parent / "mercurio-migrate"
 
 
 class BenchError(Exception):
@@ -399,11 +402,36 @@ def run_peer(tool: str, verb: str, files: MigrationSetFiles, server: Server, dat
 
 
 # --- the tool as installed ------------------------------------------------------------------------
-def compile_bytecode() -> str:
+def install_tool(into_venv: bool) -> str:
+    """Make the timed mercurio-migrate the one a user has: a wheel of this tree pip-installed into its own venv
+    (benchmarks/.work/tool), as the peers are, with pip's bytecode. Without ``into_venv`` (a quick smoke run),
+    or when pip fails, this interpreter's copy is timed, its modules compiled to bytecode first.
+
+    Why a venv: the interpreter a sandbox provides can run .pth files of its own at every start (the machines we
+    measure on import certifi there, about 45 ms a process, ``python -c pass`` 62 against 17 ms); no user's
+    installed tool pays that, and the peers' venv does not. Returns a line for the report."""
+    global TOOL_PYTHON, MERCURIO
+    if into_venv:
+        try:
+            if not (TOOL_VENV / "bin" / "pip").exists():
+                run([sys.executable, "-m", "venv", TOOL_VENV], timeout=300)
+            run([TOOL_VENV / "bin" / "pip", "install", "-q", "--disable-pip-version-check", REPO], timeout=900)
+            TOOL_PYTHON, MERCURIO = TOOL_VENV / "bin" / "python", TOOL_VENV / "bin" / "mercurio-migrate"
+            return ("a wheel of this tree, pip-installed into a benchmark venv (benchmarks/.work/tool) with its "
+                    "bytecode, as a user installs it")
+        except (BenchError, subprocess.TimeoutExpired, OSError) as exc:
+            print(f"benchmarks: the tool's venv could not be installed ({exc}); timing this interpreter's copy",
+                  file=sys.stderr)
+    TOOL_PYTHON, MERCURIO = Path(sys.executable), Path(sys.executable).parent / "mercurio-migrate"
+    compile_bytecode()
+    return f"this interpreter's copy ({sys.executable}), compiled to bytecode before timing"
+
+
+def compile_bytecode() -> None:
     """Compile mercurio-migrate's modules to bytecode, as `pip install` does for an installed package and as
     Python does at the first run of an editable one. A machine that sets PYTHONDONTWRITEBYTECODE (the ones we
     measure on do) would otherwise recompile the whole package on every call (the start-up benchmark times
-    `status` both ways), a cost no user's installed copy pays. Returns a line for the report."""
+    `status` both ways), a cost no user's installed copy pays."""
     import compileall
 
     import mercurio_migrate
@@ -411,8 +439,11 @@ def compile_bytecode() -> str:
     package = Path(mercurio_migrate.__file__).parent
     if not compileall.compile_dir(package, quiet=1):
         raise BenchError(f"could not compile {package} to bytecode")
-    flag = "set" if os.environ.get("PYTHONDONTWRITEBYTECODE") else "not set"
-    return f"compiled to bytecode before timing, as an installed package is (PYTHONDONTWRITEBYTECODE {flag} here)"
+
+
+def interpreter_startup(python: Path, runs: int = 7) -> float:
+    """Median wall seconds of ``python -c pass``."""
+    return median([timed([python, "-c", "pass"]) for _ in range(runs)])
 
 
 # --- machine ---------------------------------------------------------------------------------------

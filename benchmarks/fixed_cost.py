@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 
+from benchmarks import common
 from benchmarks.common import Context, NotAvailable, Section, Table
 from benchmarks.common import run as run_cmd
 
@@ -35,7 +35,7 @@ def instructions(cmd: list[str], env: dict) -> int:
 def processes(ctx: Context) -> list[tuple[str, list[str], dict]]:
     """(label, command, environment) of each process counted; a quick run counts two (valgrind is slow)."""
     server = ctx.server
-    python = sys.executable
+    python = common.TOOL_PYTHON
     n_status, n_apply = (3, 3) if ctx.quick else (1000, 200)
     status_set, apply_set = ctx.migration_set(n_status), ctx.migration_set(n_apply)
     applied = ctx.applied_db("mercurio-migrate", n_status)

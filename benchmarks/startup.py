@@ -11,7 +11,6 @@ and the biggest imports of each command, from `python -X importtime`.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +24,7 @@ HEAVY = ("psycopg", "pglast", "rich", "cryptography")
 
 def import_profile(args: list[str], env: dict, cwd: Path) -> tuple[list[tuple[str, float]], set[str]]:
     """(the five top-level imports costing most, in ms cumulative; the heavy packages imported at all)."""
-    result = common.run([sys.executable, "-X", "importtime", "-m", "mercurio_migrate", *args], env=env, cwd=cwd,
+    result = common.run([common.TOOL_PYTHON, "-X", "importtime", "-m", "mercurio_migrate", *args], env=env, cwd=cwd,
                  check=False)
     top: dict[str, float] = {}
     seen: set[str] = set()
@@ -61,7 +60,7 @@ def run(ctx: Context) -> Section:
     (empty / "migrations").mkdir()
     database = server.create_db("s")
     env = server.mercurio_env(database)
-    floor_cmd = [sys.executable, "-c", "pass"]
+    floor_cmd = [common.TOOL_PYTHON, "-c", "pass"]
     uncompiled = uncompiled_copy(ctx.work)
     uncompiled_env = env | {"PYTHONPATH": str(uncompiled), "PYTHONDONTWRITEBYTECODE": "1"}
     commands = {
@@ -69,7 +68,7 @@ def run(ctx: Context) -> Section:
         "mercurio-migrate status (empty set)": (server.mercurio_cmd("--dir", str(empty / "migrations"), "status"),
                                                 env),
         "mercurio-migrate status (empty set), package without bytecode": (
-            [sys.executable, "-m", "mercurio_migrate", "--dir", str(empty / "migrations"), "status"],
+            [common.TOOL_PYTHON, "-m", "mercurio_migrate", "--dir", str(empty / "migrations"), "status"],
             uncompiled_env),
     }
     table = Table("start-up", ["command", "runs", "median", "floor median", "ratio to floor (min–max)"])
@@ -86,7 +85,7 @@ def run(ctx: Context) -> Section:
         floors += [f for f, _ in pairs]
         table.rows.append([label, str(reps), fmt_s(median([c for _, c in pairs])),
                            fmt_s(median([f for f, _ in pairs])), fmt_ratio(ratios(pairs))])
-    table.rows.insert(0, [f"python -c pass (floor: {Path(sys.executable).name} start-up)", str(len(floors)),
+    table.rows.insert(0, [f"python -c pass (floor: {common.TOOL_PYTHON} start-up)", str(len(floors)),
                           fmt_s(median(floors)), "", "1.00×"])
     section.tables.append(table)
     imports = Table("imports (python -X importtime)", ["command", "heavy packages imported",

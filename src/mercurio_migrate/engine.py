@@ -23,6 +23,7 @@ from mercurio_migrate.database import (
     in_failed_or_open_transaction,
     libpq_options,
     literal,
+    quoter,
     send_script,
 )
 from mercurio_migrate.errors import (
@@ -632,18 +633,26 @@ class Engine:
             if safety.preflight and session.execute(locks.PREFLIGHT_SQL, {
                     "idle": locks.IDLE_IN_TRANSACTION_SECONDS, "long": safety.long_transaction_seconds}).fetchall():
                 return None
-            # read-only work first, while the parse-ahead child may still be parsing
-            first = validation.capture(session) if validate else None
-            scripts = self.parse_all(files, ahead)
-            items = list(zip(chosen, scripts))
-            if not all(self._batchable(m, s, direction) for m, s in items) or any(map(keys.keys_needed, scripts)):
+            # read-only work first: the server reads the catalog while the files are parsed here (and perhaps
+            # still in the parse-ahead child)
+            capturing = validation.start_capture(session) if validate else None
+            try:
+                scripts = self.parse_all(files, ahead)
+                items = list(zip(chosen, scripts))
+                batchable = all(self._batchable(m, s, direction) for m, s in items) and not any(
+                    map(keys.keys_needed, scripts))
+            except BaseException:
+                if capturing is not None:
+                    capturing.discard()
+                raise
+            first = capturing.result() if capturing is not None else None
+            if not batchable:
                 return None
             if direction == "up":
                 self._warn_out_of_order(chosen, applied)
             ddl = history.missing_tables_ddl(has_history == "t", log_table is not None)
             if ddl:
-                session.rows(f"BEGIN;{ddl}COMMIT;")
-                log_table = session.rows(history.TABLES_EXIST_SQL)[0][1]
+                log_table = session.rows(f"BEGIN;{ddl}COMMIT;{history.TABLES_EXIST_SQL}", last_only=True)[0][1]
             self._log_table = log_table
             total = len(items)
             while len(steps) < total:
@@ -923,19 +932,21 @@ class Engine:
         token = os.urandom(4).hex()
         start_name, record_name = history.batch_statement_names(token)
         prelude = history.batch_prepare_sql(token, direction, self._log_table)
-        host, tool = literal(conn, client_host()), literal(conn, __version__)
+        quote = quoter(conn)
+        host, tool = quote(client_host()), quote(__version__)
         parts: list[str] = [prelude]
         spans: list[tuple[int, int]] = []
         position, results_seen = len(prelude), history.BATCH_PRELUDE_RESULTS
+        finish = f";\n{history.CLEAN_SESSION_SQL};\nCOMMIT;\n"
         for migration, script in batch:
             body = script.body
             head = f"{script.begin_statement};\nEXECUTE {start_name};\n"
             text = script.text[body[0].start:body[-1].end] + ";\n" if body else ""
             rollback = migration.rollback.checksum if migration.rollback else None
-            record = (f"EXECUTE {record_name}({literal(conn, migration.version)}, {literal(conn, migration.name)}, "
-                      f"{literal(conn, migration.migration.checksum)}, {literal(conn, rollback)}, "
-                      f"{literal(conn, script.mode.value)}, {host}, {tool}, {literal(conn, migration.id)})")
-            chunk = f"{head}{text}{record};\n{history.CLEAN_SESSION_SQL};\nCOMMIT;\n"
+            record = (f"EXECUTE {record_name}({quote(migration.version)}, {quote(migration.name)}, "
+                      f"{quote(migration.migration.checksum)}, {quote(rollback)}, "
+                      f"{quote(script.mode.value)}, {host}, {tool}, {quote(migration.id)})")
+            chunk = f"{head}{text}{record}{finish}"
             spans.append((results_seen, body[0].start - (position + len(head)) if body else 0))
             parts.append(chunk)
             position += len(chunk)

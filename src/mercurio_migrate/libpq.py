@@ -117,6 +117,7 @@ class Session:
     def __init__(self, lib: ctypes.CDLL, handle: int, options: str | None = None):
         self._lib, self._handle = lib, handle
         self.options = options  # the session settings it was opened with (None: libpq's defaults only)
+        self.prepared: set[str] = set()  # the tool's prepared statements on this session (snapshot's)
 
     @classmethod
     def open(cls, url: str, application_name: str, options: str | None = None) -> Session | None:

@@ -596,14 +596,40 @@ def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: 
     reads the grown catalog several times slower than a new one, which costs its planning
     (benchmarks/snapshot_plan.py measures both).
     """
+    return start_take(conn, exclude_tables=exclude_tables, exclude_schemas=exclude_schemas, since=since,
+                      replan=replan).result()
+
+
+class PendingSnapshot:
+    """A snapshot whose message the server is working on (``start_take``): ``result()`` waits for it and gives
+    the Snapshot (or raises what ``take`` raises); ``discard()`` waits and drops it. The connection carries
+    nothing else until then."""
+
+    def __init__(self, finish: Callable[[], list[str]], partial: bool) -> None:
+        self._finish, self._partial = finish, partial
+
+    def result(self) -> Snapshot:
+        return Snapshot(parts=dict(zip(_WHOLE.parts, self._finish())), partial=self._partial)
+
+    def discard(self) -> None:
+        try:
+            self._finish()
+        except Exception:  # noqa: BLE001 - dropped on the way out of another error, which is the one to report
+            pass
+
+
+def start_take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = (),
+               since: Snapshot | None = None, replan: bool = False) -> PendingSnapshot:
+    """``take`` in two halves: the message is sent now, and the server reads the catalog while the caller
+    does work of its own (up parses its files meanwhile); the PendingSnapshot gives the result."""
     tables = list(tool_tables() if exclude_tables is None else exclude_tables)
     relations = indexes = "NULL::text[]"
     if since is not None and since._parts is not None:
         relations = _text_array(conn, [name for part in ("relations", "sequences") for _, name in since.keyed(part)])
         indexes = _text_array(conn, [name for _, name in since.keyed("indexes")])
     arguments = f"({_text_array(conn, tables)}, {_text_array(conn, list(exclude_schemas))}, {relations}, {indexes})"
-    texts = _run_snapshot(conn, _WHOLE, arguments, replan)
-    return Snapshot(parts=dict(zip(_WHOLE.parts, texts)), partial=since is not None and since._parts is not None)
+    return PendingSnapshot(_start_snapshot(conn, _WHOLE, arguments, replan),
+                           partial=since is not None and since._parts is not None)
 
 
 def psql_script() -> tuple[str, str]:
@@ -635,8 +661,9 @@ def _text_array(conn, values: list[str]) -> str:
     return "ARRAY[" + ", ".join(literal(conn, v) for v in values) + "]::text[]"
 
 
-def _run_snapshot(conn, statement: _Statement, arguments: str, replan: bool = False) -> list[str]:
-    """The statement inside its read-only transaction (or a savepoint, in a caller's transaction): its one row."""
+def _start_snapshot(conn, statement: _Statement, arguments: str, replan: bool = False) -> Callable[[], list[str]]:
+    """Send the statement inside its read-only transaction (or a savepoint, in a caller's transaction); the
+    function returned waits for its one row."""
     from mercurio_migrate.database import in_failed_or_open_transaction
 
     if in_failed_or_open_transaction(conn):
@@ -646,33 +673,55 @@ def _run_snapshot(conn, statement: _Statement, arguments: str, replan: bool = Fa
         start, end, after_error = _READ_ONLY
     execute = f"EXECUTE {statement.name} {arguments}"
     prepare_and_execute = f"{_prepare_sql(statement)};\n{execute}"
-    # replan: DEALLOCATE first (not prepared yet: it fails with 26000 and the statement is prepared below)
-    body = f"DEALLOCATE {statement.name};\n{prepare_and_execute}" if replan else execute
-    outcome = _one_message(conn, _message(start, body, end))
-    if isinstance(outcome, Exception) and getattr(outcome, "sqlstate", None) == _UNDEFINED_PREPARED_STATEMENT:
-        # the session's first snapshot (or its statements were deallocated): prepare, run again
-        _one_message(conn, after_error)
-        outcome = _one_message(conn, _message(start, prepare_and_execute, end))
-    if isinstance(outcome, Exception):
-        _one_message(conn, after_error)
-        raise outcome
-    return outcome
+    known = getattr(conn, "prepared", None)  # a libpq.Session knows what it prepared; psycopg's is asked
+    if known is not None and statement.name not in known:
+        body = prepare_and_execute  # never prepared on this session: no failed EXECUTE first
+    elif replan:
+        # DEALLOCATE first (not prepared yet: it fails with 26000 and the statement is prepared below)
+        body = f"DEALLOCATE {statement.name};\n{prepare_and_execute}"
+    else:
+        body = execute
+    _send_message(conn, _message(start, body, end))
+
+    def finish() -> list[str]:
+        outcome = _finish_message(conn)
+        if isinstance(outcome, Exception) and getattr(outcome, "sqlstate", None) == _UNDEFINED_PREPARED_STATEMENT:
+            # the session's first snapshot (or a migration deallocated its statements): prepare, run again
+            _one_message(conn, after_error)
+            outcome = _one_message(conn, _message(start, prepare_and_execute, end))
+        if isinstance(outcome, Exception):
+            _one_message(conn, after_error)
+            raise outcome
+        if known is not None:
+            known.add(statement.name)
+        return outcome
+
+    return finish
 
 
 def _one_message(conn, sql: str) -> list[str] | Exception:
     """Send ``sql`` as one simple-query message: the values of the last row set that comes back (the
     snapshot's one row), or the error that stopped the message."""
+    _send_message(conn, sql)
+    return _finish_message(conn)
+
+
+def _send_message(conn, sql: str) -> None:
     if hasattr(conn, "last_row"):  # a libpq.Session (up's quick path)
-        return conn.last_row(sql)
-    _send(conn, sql)
-    return _finish(conn)
+        conn.send(sql)
+    else:
+        conn.pgconn.send_query(sql.encode("utf-8"))
 
 
-def _send(conn, sql: str) -> None:
-    conn.pgconn.send_query(sql.encode("utf-8"))
+def _finish_message(conn) -> list[str] | Exception:
+    if hasattr(conn, "last_row"):
+        from mercurio_migrate.libpq import Failed
 
-
-def _finish(conn) -> list[str] | Exception:
+        try:
+            rows = conn.finish(last_only=True)
+        except Failed as failure:
+            return failure
+        return list(rows[0]) if rows else []
     from psycopg import errors, generators, pq
 
     last = None

@@ -26,6 +26,23 @@ class Mode(StrEnum):
     AS_WRITTEN = "as-written"  # other transaction control (several blocks, …): run exactly as written
 
 
+class Trees:
+    """A file's parse trees (one per statement), decoded from libpg_query's JSON when first read: `up` and
+    `status` decide what they need from each statement's kind, computed ahead, and never read them."""
+
+    __slots__ = ("_json", "_trees")
+
+    def __init__(self, json_text: str, trees: list[dict] | None = None) -> None:
+        self._json, self._trees = json_text, trees
+
+    def __getitem__(self, index: int) -> dict:
+        if self._trees is None:
+            import json
+
+            self._trees = [raw["stmt"] for raw in json.loads(self._json).get("stmts", [])]
+        return self._trees[index]
+
+
 @dataclass(frozen=True)
 class Statement:
     index: int
@@ -35,9 +52,14 @@ class Statement:
     column: int  # 1-based
     text: str
     kind: str  # parse-tree node type, e.g. "IndexStmt"
-    tree: Any = field(compare=False, repr=False)  # libpg_query's JSON parse tree of the statement's node
+    trees: Trees = field(compare=False, repr=False)  # the file's parse trees
     transaction_control: str | None = None  # begin | commit | rollback | savepoint | prepare | …
     non_transactional: bool = False
+
+    @property
+    def tree(self) -> dict:
+        """libpg_query's JSON parse tree of the statement's node: {node type: fields}."""
+        return self.trees[self.index]
 
     @property
     def fields(self) -> dict:
@@ -186,25 +208,43 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-def parse_outcome(text: str) -> tuple[str, str] | tuple[str, str, int]:
-    """What PostgreSQL's parser makes of a file: ("tree", JSON parse tree) or ("error", message, offset).
-    Plain data, so that a child process can compute it (see ParseAhead)."""
-    from pglast.parser import ParseError, parse_sql_json
+def parse_outcome(text: str, keep_trees: bool = True) -> tuple:
+    """What PostgreSQL's parser makes of a file, as plain data (a child process computes it; see ParseAhead):
+    ("parsed", the JSON parse tree, a row per statement, the decoded trees or None) or ("error", message,
+    offset). A row: (start, end, line, column, kind, transaction control, cannot run in a transaction), the
+    offsets in characters, the end before any ';' and trailing blanks. ``keep_trees``: False drops the decoded
+    trees (a child sends the JSON instead: decoding again is cheaper than sending objects)."""
+    import json
+
+    from mercurio_migrate.pgquery import ParseFailed, parse_json
 
     try:
-        # the JSON form of the parse tree: ten times cheaper than building pglast's node objects
-        return ("tree", parse_sql_json(text))
-    except ParseError as exc:
-        message, offset = (exc.args + (0,))[:2] if len(exc.args) >= 2 else (str(exc), 0)
+        json_text = parse_json(text)
+    except ParseFailed as exc:
         # pglast appends ", at index N": the position is reported as line:column instead
-        return ("error", str(message).rsplit(", at index", 1)[0], int(offset or 0))
+        return ("error", exc.message.rsplit(", at index", 1)[0], int(exc.offset or 0))
+    raw_statements = json.loads(json_text).get("stmts", [])
+    to_char = _byte_to_char(text)
+    line_starts = _line_starts(text)
+    rows, trees = [], []
+    for raw in raw_statements:
+        byte_start = raw.get("stmt_location", 0)
+        byte_length = raw.get("stmt_len", 0)
+        start = to_char(byte_start)
+        end = to_char(byte_start + byte_length) if byte_length else len(text)
+        end = start + len(text[start:end].rstrip())
+        line = bisect.bisect_right(line_starts, start)
+        tree = raw["stmt"]
+        (kind, fields), = tree.items()
+        rows.append((start, end, line, start - line_starts[line - 1] + 1, kind, _transaction_control(kind, fields),
+                     cannot_run_in_transaction(kind, fields)))
+        trees.append(tree)
+    return ("parsed", json_text, rows, trees if keep_trees else None)
 
 
 def parse(text: str, path: str | Path = "<sql>", *, outcome: tuple | None = None) -> Script:
     """Parse a whole file. A syntax error raises SqlError naming file, line and column.
     ``outcome``: parse_outcome(text), when it was computed ahead (in a child process)."""
-    import json
-
     path = str(path)
     outcome = outcome or parse_outcome(text)
     if outcome[0] == "error":
@@ -214,35 +254,13 @@ def parse(text: str, path: str | Path = "<sql>", *, outcome: tuple | None = None
         first = lines[line - 1].strip() if 0 < line <= len(lines) else ""
         raise SqlError(SqlLocation(path, line, column, first), message,
                        hint="Fix the syntax at that position; nothing was run.", sqlstate="42601") from None
-    raw_statements = json.loads(outcome[1]).get("stmts", [])
-    to_char = _byte_to_char(text)
-    line_starts = _line_starts(text)
-    statements: list[Statement] = []
-    for index, raw in enumerate(raw_statements):
-        byte_start = raw.get("stmt_location", 0)
-        byte_length = raw.get("stmt_len", 0)
-        start = to_char(byte_start)
-        end = to_char(byte_start + byte_length) if byte_length else len(text)
-        body = text[start:end].rstrip()
-        end = start + len(body)
-        line = bisect.bisect_right(line_starts, start)
-        tree = raw["stmt"]
-        (kind, fields), = tree.items()
-        statements.append(
-            Statement(
-                index=index,
-                start=start,
-                end=end,
-                line=line,
-                column=start - line_starts[line - 1] + 1,
-                text=body,
-                kind=kind,
-                tree=tree,
-                transaction_control=_transaction_control(kind, fields),
-                non_transactional=cannot_run_in_transaction(kind, fields),
-            )
-        )
-    return Script(path=path, text=text, statements=tuple(statements), mode=_mode(statements))
+    _, json_text, rows, decoded = outcome
+    trees = Trees(json_text, decoded)
+    statements = tuple(
+        Statement(index=index, start=start, end=end, line=line, column=column, text=text[start:end], kind=kind,
+                  trees=trees, transaction_control=control, non_transactional=blocked)
+        for index, (start, end, line, column, kind, control, blocked) in enumerate(rows))
+    return Script(path=path, text=text, statements=statements, mode=_mode(statements))
 
 
 def _byte_to_char(text: str):
@@ -253,7 +271,7 @@ def _byte_to_char(text: str):
     return lambda offset: len(encoded[:offset].decode("utf-8", errors="ignore"))
 
 
-def _mode(statements: list[Statement]) -> Mode:
+def _mode(statements: tuple[Statement, ...]) -> Mode:
     return mode_of([s.transaction_control for s in statements], any(s.non_transactional for s in statements))
 
 
@@ -276,12 +294,12 @@ def mode_of(controls: list[str | None], has_non_transactional: bool) -> Mode:
 
 class ParseAhead:
     """parse_outcome() of several files in a forked child process, while this process goes on (reading
-    the history, connecting, taking the lock): importing pglast and parsing then use the second processor.
+    the history, connecting, taking the lock): loading the parser and parsing then use the second processor.
     ``outcomes()`` gives them in order, or None whenever that did not work (no fork on this platform, other
     threads running, the child failed): the caller then parses in-process, which is always correct.
 
     ``ParseAhead(texts)`` parses all of ``texts``. ``ParseAhead(candidates, choose_later=True)`` forks at
-    once and the child imports pglast (most of its work) while this process finds out which of the
+    once and the child loads the parser while this process finds out which of the
     candidates it needs; ``choose(indices)`` then says which to parse (none: the child just exits)."""
 
     def __init__(self, texts: list[str], choose_later: bool = False):
@@ -312,12 +330,14 @@ class ParseAhead:
 
                 if chooser is not None:
                     os.close(chooser)
-                    from pglast import parser  # noqa: F401 - the import is the slow part: do it while waiting
+                    from mercurio_migrate import pgquery
+
+                    pgquery.native()  # load the parser while waiting
 
                     with os.fdopen(choice_reader, "rb") as source:
                         choice = source.read()
                     texts = [self._candidates[i] for i in marshal.loads(choice)] if choice else []
-                data = marshal.dumps([parse_outcome(text) for text in texts])
+                data = marshal.dumps([parse_outcome(text, keep_trees=False) for text in texts])
                 with os.fdopen(writer, "wb") as out:
                     out.write(data)
                 status = 0
@@ -341,7 +361,7 @@ class ParseAhead:
         finally:
             os.close(self._chooser)
             self._chooser = None
-        if not indices:  # nothing to parse: end the child now rather than let it finish importing pglast
+        if not indices:  # nothing to parse: end the child now
             self.close()
 
     def close(self) -> None:

@@ -101,7 +101,33 @@ def capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None =
     the report is the same, and the capture after the first run on a fresh database costs a fraction of a
     full one. Such a capture serves that comparison only: it cannot be the ``before`` of another.
     ``replan``: see snapshot.take (after a run of many migrations)."""
-    schema = snapshot.take(conn, since=since.schema if since is not None else None, replan=replan)
+    return start_capture(conn, exact_row_threshold=exact_row_threshold, since=since, replan=replan).result()
+
+
+class PendingCapture:
+    """A capture whose schema snapshot the server is working on (``start_capture``): ``result()`` waits
+    for it, counts the rows and gives the Capture; ``discard()`` waits and drops it. The connection carries
+    nothing else until then."""
+
+    def __init__(self, conn, snapshot_: snapshot.PendingSnapshot, exact_row_threshold: int) -> None:
+        self._conn, self._snapshot, self._threshold = conn, snapshot_, exact_row_threshold
+
+    def result(self) -> Capture:
+        return _with_row_counts(self._conn, self._snapshot.result(), self._threshold)
+
+    def discard(self) -> None:
+        self._snapshot.discard()
+
+
+def start_capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None = None,
+                  replan: bool = False) -> PendingCapture:
+    """``capture`` in two halves: its snapshot is sent now and read while the caller works (see
+    snapshot.start_take)."""
+    pending = snapshot.start_take(conn, since=since.schema if since is not None else None, replan=replan)
+    return PendingCapture(conn, pending, exact_row_threshold)
+
+
+def _with_row_counts(conn, schema: Snapshot, exact_row_threshold: int) -> Capture:
     tables = schema.data_table_names()
     if not tables:
         return Capture(schema, {})

@@ -117,8 +117,8 @@ def test_after_a_long_run_the_report_snapshot_is_planned_again(database_url, tmp
     from mercurio_migrate.config import Settings
 
     seen = []
-    real = snapshot._run_snapshot
-    monkeypatch.setattr(snapshot, "_run_snapshot",
+    real = snapshot._start_snapshot
+    monkeypatch.setattr(snapshot, "_start_snapshot",
                         lambda conn, statement, arguments, replan=False:
                         seen.append(replan) or real(conn, statement, arguments, replan))
     monkeypatch.setattr(engine, "REPLAN_AFTER", 3)

@@ -98,7 +98,7 @@ def test_parsing_ahead_in_a_child_gives_exactly_what_parsing_here_gives():
     ahead = ParseAhead(texts)
     assert ahead._pid is not None  # a child really ran: the comparison below means something
     for text in texts:
-        assert ahead.outcome(text) == parse_outcome(text)
+        assert ahead.outcome(text) == parse_outcome(text, keep_trees=False)
     assert ahead.outcome("never sent") is None
     for path in SEED_FILES:
         text = path.read_text()
@@ -135,7 +135,7 @@ def test_a_failed_fork_leaves_no_pipe_open(monkeypatch):
 def test_a_child_that_fails_is_ignored_and_the_parent_parses_itself(monkeypatch):
     from mercurio_migrate import sqlscript
 
-    def broken(text):
+    def broken(text, keep_trees=True):
         raise RuntimeError("the child breaks")
 
     monkeypatch.setattr(sqlscript, "parse_outcome", broken)  # the forked child inherits the broken parser
@@ -151,7 +151,7 @@ def test_parsing_ahead_of_a_later_choice_parses_just_the_chosen_files():
     ahead = ParseAhead(texts, choose_later=True)
     assert ahead._pid is not None
     ahead.choose([1, 2])
-    assert ahead.outcome(texts[1]) == parse_outcome(texts[1])
+    assert ahead.outcome(texts[1]) == parse_outcome(texts[1], keep_trees=False)
     assert ahead.outcome(texts[2]) == parse_outcome(texts[2]) and ahead.outcome(texts[2])[0] == "error"
     assert ahead.outcome(texts[0]) is None  # not chosen: parsed in-process by the caller
     ahead.close()
