@@ -49,6 +49,10 @@ _LOCK_SQL = (f"SELECT pg_try_advisory_lock({LOCK_NAMESPACE}, 0), current_setting
 # migrations after which the validation report's snapshot is planned again (see snapshot.take's replan):
 # benchmarks/snapshot_plan.py measures both ways at 200, 500 and 1,000 (a new plan lost at 200, won at 1,000)
 REPLAN_AFTER = 500
+# of the files `up` will most likely run through the quick path, the share (%) this process parses itself while
+# the parse-ahead child parses the rest: the child starts first, this process still reads the history and
+# takes the lock (benchmarks/apply_all.py times both)
+PARENT_PARSE_SHARE = 40
 # results of a transactional migration around its body: BEGIN and the two step markers; then the history
 # row, the migration_log row, RESET ALL, DISCARD TEMP and COMMIT
 OPENING_RESULTS, FINISH_RESULTS = 3, 5
@@ -425,14 +429,19 @@ class Engine:
                      "and drop the old row with `resolve OLD_VERSION --rolled-back`.")
 
     def parse_all(self, files: list[tuple[Migration, SqlFile]], ahead: ParseAhead | None = None) -> list[Script]:
-        """Every file parsed before anything runs; all syntax errors reported at once. ``ahead``: parsed by a child."""
-        scripts, errors = [], []
-        for _, sql_file in files:
+        """Every file parsed before anything runs; all syntax errors reported at once. ``ahead``: parsed by a
+        child; the files it was not given are parsed here first, while it works."""
+        parsed: list[Script | SqlError | None] = [None] * len(files)
+        here = [i for i, (_, f) in enumerate(files) if ahead is None or not ahead.computes(f.text)]
+        for index in [*here, *sorted(set(range(len(files))) - set(here))]:
+            sql_file = files[index][1]
             try:
-                scripts.append(parse(sql_file.text, sql_file.path,
-                                     outcome=ahead.outcome(sql_file.text) if ahead else None))
+                parsed[index] = parse(sql_file.text, sql_file.path,
+                                      outcome=ahead.outcome(sql_file.text) if ahead else None)
             except SqlError as exc:
-                errors.append(exc)
+                parsed[index] = exc
+        scripts = [p for p in parsed if isinstance(p, Script)]
+        errors = [p for p in parsed if isinstance(p, SqlError)]
         if len(errors) == 1:
             raise errors[0]
         if errors:
@@ -519,7 +528,11 @@ class Engine:
                 likely = self._likely_pending(found, to, allow_drift, session) if session is not None else None
             finally:
                 wanted = {m.version for m in likely or ()}
-                ahead.choose([i for i, (version, _) in enumerate(files) if version in wanted])
+                chosen = [i for i, (version, _) in enumerate(files) if version in wanted]
+                if likely and self._quick_up_likely(session, validate_each or dump):
+                    # this process parses its share meanwhile (see parse_all), so both processors parse
+                    chosen = chosen[:len(chosen) - len(chosen) * PARENT_PARSE_SHARE // 100]
+                ahead.choose(chosen)
             if likely == []:
                 return RunResult("up", (), (), False)
             quick = self._up_quick(found, likely, to, allow_drift, validate, ahead, session) \
@@ -572,6 +585,11 @@ class Engine:
             elif dump:
                 schema_sql = self._schema_sql(conn)
         return RunResult("up", tuple(steps), plan, False, report, tuple(each), schema_sql)
+
+    def _quick_up_likely(self, session: libpq.Session | None, needs_psycopg: bool) -> bool:
+        """Whether `up` will most likely run through _run_quickly (which has this process idle while the
+        parse-ahead child parses)."""
+        return session is not None and session.options is not None and not needs_psycopg and _quick_path_allowed()
 
     def _up_quick(self, found: MigrationSet, likely: list[Migration], to: str | None, allow_drift: bool,
                   validate: bool, ahead: ParseAhead, session: libpq.Session

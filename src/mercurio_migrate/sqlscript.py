@@ -9,10 +9,10 @@ from __future__ import annotations
 import bisect
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mercurio_migrate.errors import SqlError, SqlLocation
 
@@ -42,9 +42,20 @@ class Trees:
             self._trees = [raw["stmt"] for raw in json.loads(self._json).get("stmts", [])]
         return self._trees[index]
 
+    # two parses of the same text are equal, wherever they were parsed
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trees) and other._json == self._json
 
-@dataclass(frozen=True)
-class Statement:
+    def __hash__(self) -> int:
+        return hash(self._json)
+
+    def __repr__(self) -> str:
+        return f"Trees({len(self._json)} characters of JSON)"
+
+
+class Statement(NamedTuple):
+    """One statement of a file (a tuple: a migration set holds thousands, built when each command starts)."""
+
     index: int
     start: int  # character offset of the statement's first character in the file
     end: int  # character offset just past its last character (before any ';')
@@ -52,7 +63,7 @@ class Statement:
     column: int  # 1-based
     text: str
     kind: str  # parse-tree node type, e.g. "IndexStmt"
-    trees: Trees = field(compare=False, repr=False)  # the file's parse trees
+    trees: Trees  # the file's parse trees
     transaction_control: str | None = None  # begin | commit | rollback | savepoint | prepare | …
     non_transactional: bool = False
 
@@ -257,8 +268,7 @@ def parse(text: str, path: str | Path = "<sql>", *, outcome: tuple | None = None
     _, json_text, rows, decoded = outcome
     trees = Trees(json_text, decoded)
     statements = tuple(
-        Statement(index=index, start=start, end=end, line=line, column=column, text=text[start:end], kind=kind,
-                  trees=trees, transaction_control=control, non_transactional=blocked)
+        Statement(index, start, end, line, column, text[start:end], kind, trees, control, blocked)
         for index, (start, end, line, column, kind, control, blocked) in enumerate(rows))
     return Script(path=path, text=text, statements=statements, mode=_mode(statements))
 
@@ -309,6 +319,7 @@ class ParseAhead:
         self._reader: int | None = None
         self._chooser: int | None = None
         self._by_text: dict[str, tuple] | None = None
+        self._chosen: set[str] | None = None
         if not texts or not _can_fork():
             return
         pipes: list[int] = []
@@ -354,7 +365,7 @@ class ParseAhead:
             return
         import marshal
 
-        self._texts = [self._candidates[i] for i in indices]
+        self._texts, self._chosen = [self._candidates[i] for i in indices], None
         try:
             if indices:
                 os.write(self._chooser, marshal.dumps(indices))
@@ -379,6 +390,12 @@ class ParseAhead:
                 pass
             os.waitpid(self._pid, 0)
             self._pid = self._reader = None
+
+    def computes(self, text: str) -> bool:
+        """Whether the child was given ``text`` to parse (and ``outcome`` will wait for it)."""
+        if self._chosen is None:
+            self._chosen = set(self._texts) if self._pid is not None or self._by_text else set()
+        return text in self._chosen
 
     def outcome(self, text: str) -> tuple | None:
         """parse_outcome(text) if the child computed it, else None (then parse in-process)."""
