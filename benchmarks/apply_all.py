@@ -1,7 +1,8 @@
 """1. Apply all: N synthetic migrations on a fresh database, each tool against the single-session psql floor.
 
 Each pair is (floor on a fresh database, contender on another fresh database), back to back; the ratio is
-the median of the per-pair ratios.
+the median of the per-pair ratios. The pairs go round robin (one per contender a round), so that whatever
+the machine does over the minutes of the section reaches every contender alike.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ TARGETS = {200: 1.25, 1000: 1.15}
 # pairs per contender: the slow ones (tens of ms a migration) get fewer so that the whole run stays under
 # 15 minutes on 2 cores (the close contenders, ours and dbmate, get the most: their ratios are near 1 and
 # this machine's noise is ±15 % a run)
-PAIRS = {200: {"mercurio-migrate": 9, "mercurio-migrate-no-validate": 5, "dbmate": 9, "yoyo": 3, "sqitch": 2,
+PAIRS = {200: {"mercurio-migrate": 15, "mercurio-migrate-no-validate": 7, "dbmate": 15, "yoyo": 3, "sqitch": 2,
                "psql-per-file": 2},
-         1000: {"mercurio-migrate": 5, "mercurio-migrate-no-validate": 3, "dbmate": 5, "yoyo": 1, "sqitch": 1,
+         1000: {"mercurio-migrate": 7, "mercurio-migrate-no-validate": 3, "dbmate": 7, "yoyo": 1, "sqitch": 1,
                 "psql-per-file": 1}}
 
 
@@ -38,14 +39,14 @@ def run(ctx: Context) -> Section:
         table = Table(f"N = {n}", ["contender", "pairs", "median", "per migration", "floor median",
                                    "ratio to floor (min–max)"])
         floors: list[float] = []
-        results: dict[str, list[tuple[float, float]]] = {}
-        for tool in CONTENDERS:
-            reason = ctx.tool_available(tool)
-            if reason:
-                table.rows.append([tool, "0", reason, "", "", ""])
-                continue
-            pairs = []
-            for _ in range(pair_counts[tool]):
+        unavailable = {tool: reason for tool in CONTENDERS if (reason := ctx.tool_available(tool))}
+        results: dict[str, list[tuple[float, float]]] = {tool: [] for tool in CONTENDERS if tool not in unavailable}
+        # round robin: each round gives every contender still short of its pairs one pair, so that the
+        # machine's drift over minutes reaches every contender alike (ours and dbmate are compared too)
+        for round_ in range(max(pair_counts.values())):
+            for tool, pairs in results.items():
+                if round_ >= pair_counts[tool]:
+                    continue
                 floor_db = ctx.server.create_db("f")
                 floor = ctx.floor_apply(files, floor_db)
                 ctx.server.drop_db(floor_db)
@@ -59,7 +60,11 @@ def run(ctx: Context) -> Section:
                     ctx.keep_applied(tool, n, db)
                 pairs.append((floor, seconds))
                 floors.append(floor)
-            results[tool] = pairs
+        for tool in CONTENDERS:
+            if tool in unavailable:
+                table.rows.append([tool, "0", unavailable[tool], "", "", ""])
+                continue
+            pairs = results[tool]
             contender = [c for _, c in pairs]
             label = {"mercurio-migrate": "mercurio-migrate up",
                      "mercurio-migrate-no-validate": "mercurio-migrate up --no-validate", "dbmate": "dbmate migrate",
