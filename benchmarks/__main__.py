@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="legacy rows for the data-migration benchmark (default 200,000; the issue's 1,000,000 "
                         "adds ~5 minutes)")
     args = parser.parse_args(argv)
+    # a SIGTERM (a CI job's timeout, `kill`) ends the run through the same clean-up as Ctrl-C: the running
+    # command is killed, the throwaway cluster stopped and its directory removed
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     # an installed tool runs from compiled bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE (as
     # in this sandbox) would recompile every module on every run and time the compiler, not the tool
     import compileall

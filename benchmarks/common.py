@@ -147,11 +147,15 @@ class Server:
         self.psql = self.bindir / "psql"  # the real client, not Debian's pg_wrapper (~40 ms a call)
         self.owned = cluster is None
         self.root = Path(tempfile.mkdtemp(prefix="mercurio-bench-", dir=data_parent())) if self.owned else None
-        if self.owned:
-            os.chmod(self.root, 0o755)  # the server user (mercurio-pg when we are root) must reach it
-            cluster = Cluster(self.root / "cluster", durable=False, database="postgres")
         self.cluster = cluster
-        self.cluster.ensure_running()
+        try:
+            if self.owned:
+                os.chmod(self.root, 0o755)  # the server user (mercurio-pg when we are root) must reach it
+                self.cluster = Cluster(self.root / "cluster", durable=False, database="postgres")
+            self.cluster.ensure_running()
+        except BaseException:  # a failed start, or a SIGTERM or Ctrl-C during it: leave nothing behind
+            self.close()
+            raise
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k not in
                     ("DATABASE_URL", "MERCURIO_MIGRATIONS_DIR")}
         self.env.update(PGHOST=str(self.cluster.socket_dir), PGPORT="5432", PGUSER="postgres")
@@ -196,8 +200,18 @@ class Server:
         return self.env | {"DATABASE_URL": self.url(database)} | extra
 
     def close(self) -> None:
-        if self.owned:
-            self.cluster.destroy()
+        """Stop an owned cluster and remove its directory (a server that never started, or already stopped,
+        only has its directory removed)."""
+        if not self.owned:
+            return
+        from mercurio_migrate.embedded import EmbeddedError
+
+        try:
+            if self.cluster is not None:
+                self.cluster.stop()
+        except EmbeddedError:
+            pass
+        finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
 

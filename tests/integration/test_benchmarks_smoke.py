@@ -64,3 +64,39 @@ def test_report_renders(bench):
     text = render(sections, common.machine_info(ctx.server), common.versions(), 1.0, True)
     assert text.startswith("# Benchmarks")
     assert "| PostgreSQL |" in text
+
+
+@pytest.fixture
+def bench_dir():
+    """A folder for a benchmark run's cluster that the server's own user can reach (pytest's are 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-term-", dir="/tmp"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_terminated_run_stops_and_removes_its_cluster(bench_dir):
+    """SIGTERM (a CI timeout) must not leave a PostgreSQL server running in /dev/shm."""
+    import signal
+    import subprocess
+    import time
+
+    tmp_path = bench_dir
+    env = os.environ | {"MERCURIO_BENCH_DIR": str(tmp_path)}
+    run = subprocess.Popen([sys.executable, "-m", "benchmarks", "--quick", "--no-install", "--only", "status",
+                            "--output", str(tmp_path / "report.md")], cwd=REPO, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("mercurio-bench-*/cluster/pgdata/postmaster.pid")):
+            assert run.poll() is None and time.monotonic() < deadline, "the run ended before its server started"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM, run.stderr.read().decode()[-2000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert not list(tmp_path.glob("mercurio-bench-*")), "the cluster's directory was left behind"
+    servers = subprocess.run(["pgrep", "-f", f"postgres -D {tmp_path}"], capture_output=True, text=True).stdout
+    assert not servers.strip(), "a server of the terminated run is still running"
+    assert not (tmp_path / "report.md").exists()
