@@ -81,6 +81,10 @@ def _escape_option(value: str) -> str:
 
 @functools.cache
 def client_host() -> str:
+    """This machine's host name: uname's node name where there is one (what gethostname() returns, without
+    importing socket, 6 ms of every `up`)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
     import socket
 
     return socket.gethostname()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import stat
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -209,6 +207,9 @@ def lookup(env_name: str, home: Path | None = None) -> str | None:
 
 def _write_dev_keys(path: Path, missing: set[str]) -> dict[str, str]:
     """Create the keys file once (atomically: a concurrent run either wins or reads the winner's file)."""
+    import secrets  # here: key generation is rare, and these imports cost every command start
+    import tempfile
+
     path.parent.mkdir(parents=True, exist_ok=True)
     values = {name: secrets.token_urlsafe(48) for name in (PII_KEY_ENV, HMAC_KEY_ENV)}
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".keys-")

@@ -231,7 +231,9 @@ def test_history_records_checksums_user_host_and_tool_version(cli, db, tmp_path)
                      "FROM public.mercurio_migrations").fetchone()
     assert row[0] == hashlib.sha256((folder / "migration.sql").read_bytes()).hexdigest()
     assert row[1] == hashlib.sha256((folder / "rollback.sql").read_bytes()).hexdigest()
-    assert row[2] == "postgres" and row[3] and row[4] and row[5] == "transaction"
+    import socket
+
+    assert row[2] == "postgres" and row[3] == socket.gethostname() and row[4] and row[5] == "transaction"
 
 
 def test_resolve_marks_without_running(cli, db, tmp_path):
