@@ -142,6 +142,7 @@ class Engine:
         self._log_table = history.MIGRATION_LOG_TABLE  # schema-qualified once the connection has seen it
         self._tables: tuple[bool, bool] | None = None  # (history table, migration_log) as read_history found them
         self._verify_scripts: dict[str, Script] = {}
+        self._parsed: dict[tuple[str, str], Script] = {}  # (path, text): a file parsed once per command
 
     # --- plumbing ---------------------------------------------------------------------------------
     def emit(self, kind: str, message: str, **data) -> None:
@@ -431,13 +432,14 @@ class Engine:
     def parse_all(self, files: list[tuple[Migration, SqlFile]], ahead: ParseAhead | None = None) -> list[Script]:
         """Every file parsed before anything runs; all syntax errors reported at once. ``ahead``: parsed by a
         child; the files it was not given are parsed here first, while it works."""
-        parsed: list[Script | SqlError | None] = [None] * len(files)
-        here = [i for i, (_, f) in enumerate(files) if ahead is None or not ahead.computes(f.text)]
-        for index in [*here, *sorted(set(range(len(files))) - set(here))]:
+        parsed: list[Script | SqlError | None] = [self._parsed.get((f.path, f.text)) for _, f in files]
+        todo = [i for i, script in enumerate(parsed) if script is None]
+        here = [i for i in todo if ahead is None or not ahead.computes(files[i][1].text)]
+        for index in [*here, *sorted(set(todo) - set(here))]:
             sql_file = files[index][1]
             try:
-                parsed[index] = parse(sql_file.text, sql_file.path,
-                                      outcome=ahead.outcome(sql_file.text) if ahead else None)
+                parsed[index] = self._parsed[sql_file.path, sql_file.text] = parse(
+                    sql_file.text, sql_file.path, outcome=ahead.outcome(sql_file.text) if ahead else None)
             except SqlError as exc:
                 parsed[index] = exc
         scripts = [p for p in parsed if isinstance(p, Script)]

@@ -201,3 +201,22 @@ def test_killing_up_in_the_middle_of_a_batch_leaves_schema_and_history_in_step(d
                            capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert db.execute("SELECT count(*) FROM public.mercurio_migrations").fetchone()[0] == count
+
+
+def test_a_file_is_parsed_once_when_the_quick_path_hands_over(database_url, tmp_path, monkeypatch):
+    """The quick path parses its share of the files itself; when it then leaves the run to psycopg (a
+    statement it does not batch), that path reuses those parses instead of parsing the files again."""
+    from mercurio_migrate import engine
+    from mercurio_migrate.config import Settings
+
+    root = tmp_path / "m"
+    for i in range(12):
+        write_migration(root, f"20250101_0000{i:02d}_t{i}", f"CREATE TABLE t{i} (id int);\n")
+    write_migration(root, "20250101_000059_rows", "INSERT INTO t0 VALUES (1);\n")  # a row count: not batched
+    parsed: list[str] = []
+    real = engine.parse
+    monkeypatch.setattr(engine, "parse", lambda text, path="<sql>", **kw: parsed.append(str(path)) or real(
+        text, path, **kw))
+    result = engine.Engine(Settings(database_url=database_url, migrations_dir=root)).up()
+    assert len(result.steps) == 13
+    assert parsed and len(parsed) == len(set(parsed)), sorted(parsed)
