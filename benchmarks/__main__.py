@@ -124,11 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     # a SIGTERM (a CI job's timeout, `kill`) ends the run through the same clean-up as Ctrl-C: the running
     # command is killed, the throwaway cluster stopped and its directory removed
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    # an installed tool runs from compiled bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE (as
-    # in this sandbox) would recompile every module on every run and time the compiler, not the tool
-    import compileall
-
-    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "src" / "mercurio_migrate"), quiet=1)
     names = [m for m in MODULES if not args.only or m in args.only]
     output = args.output or (DOCS if not args.quick and not args.only else common.WORK / "benchmarks-partial.md")
     sections, machine, versions, seconds = run_all(names, args.quick, not args.no_install, args.data_rows)

@@ -422,8 +422,8 @@ def install_tool(into_venv: bool) -> str:
     or when pip fails, this interpreter's copy is timed, its modules compiled to bytecode first.
 
     Why a venv: the interpreter a sandbox provides can run .pth files of its own at every start (the machines we
-    measure on import certifi there, about 45 ms a process, ``python -c pass`` 62 against 17 ms); no user's
-    installed tool pays that, and the peers' venv does not. Returns a line for the report."""
+    measure on import certifi there; the report's versions table gives ``python -c pass`` both ways); no
+    user's installed tool pays that, and the peers' venv does not. Returns a line for the report."""
     global TOOL_PYTHON, MERCURIO
     if into_venv:
         try:

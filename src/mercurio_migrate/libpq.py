@@ -178,10 +178,11 @@ class Session:
                 lib.PQclear(result)
         return out
 
-    def last_row(self, sql: str) -> list[str] | Failed:
-        """The values of the last row set ``sql`` returns (its first row), or the Failed that stopped it."""
+    def finish_last_row(self) -> list[str] | Failed:
+        """Wait for what ``send`` sent: the values of its last row set's first row ([] when none), or the
+        Failed that stopped it."""
         try:
-            rows = self.rows(sql, last_only=True)
+            rows = self.finish(last_only=True)
         except Failed as failure:
             return failure
         return list(rows[0]) if rows else []

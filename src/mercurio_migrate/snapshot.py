@@ -707,21 +707,15 @@ def _one_message(conn, sql: str) -> list[str] | Exception:
 
 
 def _send_message(conn, sql: str) -> None:
-    if hasattr(conn, "last_row"):  # a libpq.Session (up's quick path)
+    if hasattr(conn, "finish_last_row"):  # a libpq.Session (up's quick path)
         conn.send(sql)
     else:
         conn.pgconn.send_query(sql.encode("utf-8"))
 
 
 def _finish_message(conn) -> list[str] | Exception:
-    if hasattr(conn, "last_row"):
-        from mercurio_migrate.libpq import Failed
-
-        try:
-            rows = conn.finish(last_only=True)
-        except Failed as failure:
-            return failure
-        return list(rows[0]) if rows else []
+    if hasattr(conn, "finish_last_row"):
+        return conn.finish_last_row()
     from psycopg import errors, generators, pq
 
     last = None

@@ -232,8 +232,7 @@ def parse_outcome(text: str, keep_trees: bool = True) -> tuple:
     try:
         json_text = parse_json(text)
     except ParseFailed as exc:
-        # pglast appends ", at index N": the position is reported as line:column instead
-        return ("error", exc.message.rsplit(", at index", 1)[0], int(exc.offset or 0))
+        return ("error", exc.message, int(exc.offset or 0))
     raw_statements = json.loads(json_text).get("stmts", [])
     to_char = _byte_to_char(text)
     line_starts = _line_starts(text)
