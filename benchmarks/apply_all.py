@@ -9,17 +9,18 @@ ratios to two different floor runs.
 
 from __future__ import annotations
 
-from benchmarks.common import Context, Section, Table, Target, fmt_ratio, fmt_s, median, ratios
+from benchmarks.common import Context, Section, Table, Target, fmt_ratio, fmt_s, median, ratios, timed
 
 NAME = "apply_all"
 TITLE = "Apply all"
 # the second mercurio-migrate row isolates the cost of up's before/after validation report
 CONTENDERS = ("mercurio-migrate", "mercurio-migrate-no-validate", "dbmate", "yoyo", "sqitch", "psql-per-file")
 TARGETS = {200: 1.25, 1000: 1.15}
+ROUND_TRIPS = 2000  # SELECT 1 statements of the round-trip probe (see run)
 # pairs per contender: the slow ones (tens of ms a migration) get fewer so that the whole run stays under
 # 15 minutes on 2 cores. The close contenders, ours and dbmate, get the most: their ratios are near 1, and
 # one pair's ratio is noisy here because the floor is: its psql sends each statement as a round trip
-# (about 1,600 at N = 200), and the time a round trip takes on these virtual machines varies about twofold
+# (1,000 at N = 200), and the time a round trip takes on these virtual machines varies about twofold
 # from one run to the next.
 PAIRS = {200: {"mercurio-migrate": 25, "mercurio-migrate-no-validate": 15, "dbmate": 25, "yoyo": 3, "sqitch": 2,
                "psql-per-file": 2},
@@ -38,6 +39,12 @@ def run(ctx: Context) -> Section:
         "TIMESTAMPTZ, one index, one comment, BEGIN/COMMIT, with rollback). Floor: one psql session over all "
         "files concatenated (records no history). dbmate and yoyo get the same statements without BEGIN/COMMIT "
         "(each wraps a migration in its own transaction); sqitch runs the files as written through psql.")
+    # The noise of the floor's round trips, measured once a round over the section: psql waits for each
+    # statement's answer, so its time follows how fast these virtual machines pass the turn between two
+    # processes, and that moves from one run to the next.
+    probe = ctx.work / "round_trips.sql"
+    probe.write_text("SELECT 1;\n" * (50 if ctx.quick else ROUND_TRIPS))
+    probes: list[float] = []
     for n, pair_counts in plan(ctx):
         files = ctx.migration_set(n)
         table = Table(f"N = {n}", ["contender", "pairs", "median", "per migration", "floor median",
@@ -49,6 +56,7 @@ def run(ctx: Context) -> Section:
         # round robin: each round gives every contender still short of its pairs one pair, so that the
         # machine's drift over minutes reaches every contender alike (ours and dbmate are compared too)
         for round_ in range(max(pair_counts.values())):
+            probes.append(timed(ctx.server.psql_cmd("postgres", "-f", str(probe)), env=ctx.server.env))
             for tool, pairs in results.items():
                 if round_ >= pair_counts[tool]:
                     continue
@@ -79,7 +87,8 @@ def run(ctx: Context) -> Section:
             table.rows.append([label, str(len(pairs)), fmt_s(median(contender)),
                                f"{median(contender) / n * 1000:.2f} ms", fmt_s(median([f for f, _ in pairs])),
                                fmt_ratio(ratios(pairs))])
-        table.rows.insert(0, ["psql, one session (floor)", str(len(floors)), fmt_s(median(floors)),
+        table.rows.insert(0, ["psql, one session (floor)", str(len(floors)),
+                              f"{fmt_s(median(floors))} ({fmt_s(min(floors))}–{fmt_s(max(floors))})",
                               f"{median(floors) / n * 1000:.2f} ms", "", "1.00×"])
         section.tables.append(table)
         ours = ratios(results.get("mercurio-migrate", []))
@@ -101,6 +110,13 @@ def run(ctx: Context) -> Section:
                 ("slower than " + ", ".join(slower) if slower else "faster than all " + str(len(measured)))
                 + (f" (our time ÷ theirs, round by round: {times})" if times else ""),
                 not slower if measured else None))
+    if probes:
+        section.notes.append(
+            f"Round trips: psql sending {probe.read_text().count(chr(10)):,} × SELECT 1, once a round "
+            f"({len(probes)} run{'s' if len(probes) > 1 else ''}), took {fmt_s(median(probes))} (min "
+            f"{fmt_s(min(probes))}, max {fmt_s(max(probes))}). The floor waits for the answer to each of its "
+            "statements (5 a migration), so its time moves with that; `up` sends a batch of migrations as one "
+            "message.")
     return section
 
 
