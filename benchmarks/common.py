@@ -117,6 +117,44 @@ def psql_commands(sql: str) -> list[str]:
     return [arg for statement in split(sql) for arg in ("-c", statement)]
 
 
+def timed_on_terminal(cmd: Sequence[str | os.PathLike], *, env: dict, timeout: float = 300) -> float:
+    """Wall seconds of one whole command whose stdout and stderr are a terminal (a pseudo-terminal this
+    process reads), as when a user runs it by hand: tools render differently there."""
+    import pty
+    import select
+
+    argv = [str(c) for c in cmd]
+    started = time.perf_counter()
+    pid, master = pty.fork()
+    if pid == 0:  # the child: become the command
+        try:
+            os.execve(argv[0], argv, {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40", **env})
+        finally:
+            os._exit(127)
+    output = []
+    try:
+        while True:
+            if not select.select([master], [], [], max(0.0, started + timeout - time.perf_counter()))[0]:
+                os.kill(pid, 9)
+                raise BenchError(f"`{' '.join(argv)[:200]}` on a terminal took over {timeout:.0f} s")
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the command exited and its terminal closed
+                break
+            if not data:
+                break
+            output.append(data)
+    finally:
+        os.close(master)
+        _, status = os.waitpid(pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        tail = b"".join(output).decode(errors="replace").strip().splitlines()[-6:]
+        raise BenchError(f"`{' '.join(argv)[:200]}` on a terminal exited {os.waitstatus_to_exitcode(status)}: "
+                         + "\n".join(tail))
+    return seconds
+
+
 def timed(cmd: Sequence[str | os.PathLike], **kwargs) -> float:
     """Wall seconds of one whole command (process start to exit), failing loudly if it fails."""
     started = time.perf_counter()
@@ -570,6 +608,17 @@ class Context:
         """One psql process that connects and reads the tool's history table: the least a status can cost."""
         return timed(self.server.psql_cmd(database, "-c", f"SELECT * FROM {HISTORY_TABLES[tool]}"),
                      env=self.server.env)
+
+    def on_terminal(self, what: str, files: MigrationSetFiles, database: str) -> float:
+        """Wall seconds of `mercurio-migrate status` / no-op `up` ("status" | "noop"), or of the floor's
+        history read ("floor"), with a terminal for output."""
+        server = self.server
+        if what == "floor":
+            return timed_on_terminal(server.psql_cmd(database, "-P", "pager=off", "-c",
+                                                     f"SELECT * FROM {HISTORY_TABLES['mercurio-migrate']}"),
+                                     env=server.env)
+        args = {"status": ["status"], "noop": ["up"]}[what]
+        return timed_on_terminal(server.mercurio_cmd("--dir", str(files.ours), *args), env=server.mercurio_env(database))
 
     def count_tables(self, database: str) -> int:
         return self.server.query(database, "SELECT count(*) FROM pg_class WHERE relkind = 'r' "

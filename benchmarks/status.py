@@ -1,6 +1,8 @@
 """2. Status with all applied, `up` with nothing pending (the cost every deploy pays), and rollback all.
 
-Status and no-op floor: one psql process that connects and reads the tool's history table. Rollback floor:
+Status and no-op floor: one psql process that connects and reads the tool's history table; `status` and
+no-op `up` are timed again with a terminal for their output (a pseudo-terminal), against psql on one, since
+that is where a user reads them and where they render differently. Rollback floor:
 one psql session over every rollback.sql, newest first, on a database the floor applied.
 """
 
@@ -54,6 +56,15 @@ def run(ctx: Context) -> Section:
                     ours[verb] = pairs
                 read.rows.append([tool, VERBS[verb][tool], str(len(pairs)), fmt_s(median([c for _, c in pairs])),
                                   fmt_s(median([f for f, _ in pairs])), fmt_ratio(ratios(pairs))])
+            if tool == "mercurio-migrate":
+                # as a user at a terminal runs them: the output is rendered for a terminal (floor: psql too)
+                for verb in ("status", "noop"):
+                    pairs = [(ctx.on_terminal("floor", files, database), ctx.on_terminal(verb, files, database))
+                             for _ in range(read_pairs[tool])]
+                    ours[f"{verb} on a terminal"] = pairs
+                    read.rows.append([tool, f"{VERBS[verb][tool]}, on a terminal", str(len(pairs)),
+                                      fmt_s(median([c for _, c in pairs])), fmt_s(median([f for f, _ in pairs])),
+                                      fmt_ratio(ratios(pairs))])
         finally:
             ctx.keep_applied(tool, n, database)
         pairs = []
@@ -76,7 +87,8 @@ def run(ctx: Context) -> Section:
                           f"{median(contender) / n_back * 1000:.2f} ms", fmt_ratio(ratios(pairs))])
     section.tables += [read, back]
     if not ctx.quick:
-        for verb, label in (("noop", "`up` with nothing pending"), ("status", "`status`")):
+        for verb, label in (("noop", "`up` with nothing pending"), ("status", "`status`"),
+                            ("status on a terminal", "`status` on a terminal")):
             if ours.get(verb):
                 value = median([c for _, c in ours[verb]])
                 section.targets.append(Target(f"{label}, {n} applied", f"≤ {WALL_TARGET:.2f} s wall",

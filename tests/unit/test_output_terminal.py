@@ -1,0 +1,84 @@
+"""Terminal rendering: progress lines and tables written to a pseudo-terminal, in a child process."""
+
+from __future__ import annotations
+
+import os
+import pty
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(pty, "fork"), reason="needs a pseudo-terminal")
+
+
+def on_terminal(code: str, **env: str) -> str:
+    """What ``code`` writes (stdout and stderr) when both are a terminal."""
+    pid, master = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.environ.update({"TERM": "xterm-256color", "COLUMNS": "200"} | env)
+            for name in ("NO_COLOR", "FORCE_COLOR"):
+                if name not in env:
+                    os.environ.pop(name, None)
+            os.execv(sys.executable, [sys.executable, "-c", textwrap.dedent(code)])
+        finally:
+            os._exit(127)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
+
+
+def test_progress_lines_are_coloured_as_rich_colours_them():
+    out = on_terminal("""
+        from mercurio_migrate.output import message
+        message("applied 20250101_000001_a in 2.0 ms", "done")
+        message("plain line")
+        message("disk nearly full", "warning")
+    """)
+    assert "\x1b[32mapplied 20250101_000001_a in 2.0 ms\x1b[0m\n" in out
+    assert "plain line\n" in out and "\x1b[0mplain" not in out.replace("\x1b[0m\n", "\n")
+    assert "\x1b[33mwarning: disk nearly full\x1b[0m\n" in out
+
+
+def test_no_color_keeps_the_text_and_drops_the_colours():
+    out = on_terminal("""
+        from mercurio_migrate.output import message
+        message("applied x", "done")
+        message("failed", "error")
+    """, NO_COLOR="1")
+    assert "applied x\n" in out and "\x1b[32m" not in out
+    assert "\x1b[1merror: failed\x1b[0m\n" in out  # bold stays, red goes
+
+
+def test_control_characters_cannot_reach_the_terminal():
+    out = on_terminal(r"""
+        from mercurio_migrate.output import message
+        message("ERROR: bad \x1b]0;owned\x07 title\nsecond line\ttab", "error")
+    """)
+    assert "\x1b]0;" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07 title\nsecond line\ttab" in out
+
+
+def test_a_long_table_is_written_as_plain_columns():
+    code = """
+        from mercurio_migrate.output import table
+        table(["version", "state"], [[f"20250101_{{i:06d}}", "applied"] for i in range({rows})], title="migrations")
+    """
+    short = on_terminal(code.format(rows=3))
+    assert "┃" in short or "│" in short  # rich's box for a short table
+    long = on_terminal(code.format(rows=200))
+    assert "│" not in long and "┃" not in long
+    lines = long.strip().splitlines()
+    assert lines[0] == "migrations" and lines[1].split() == ["version", "state"]
+    assert lines[-1].split() == ["20250101_000199", "applied"] and len(lines) == 202
