@@ -22,9 +22,9 @@ ROUND_TRIPS = 2000  # SELECT 1 statements of the round-trip probe (see run)
 # one pair's ratio is noisy here because the floor is: its psql sends each statement as a round trip
 # (1,000 at N = 200), and the time a round trip takes on these virtual machines varies about twofold
 # from one run to the next.
-PAIRS = {200: {"mercurio-migrate": 25, "mercurio-migrate-no-validate": 15, "dbmate": 25, "yoyo": 3, "sqitch": 2,
+PAIRS = {200: {"mercurio-migrate": 25, "mercurio-migrate-no-validate": 9, "dbmate": 25, "yoyo": 3, "sqitch": 2,
                "psql-per-file": 2},
-         1000: {"mercurio-migrate": 9, "mercurio-migrate-no-validate": 5, "dbmate": 9, "yoyo": 1, "sqitch": 1,
+         1000: {"mercurio-migrate": 9, "mercurio-migrate-no-validate": 3, "dbmate": 9, "yoyo": 1, "sqitch": 1,
                 "psql-per-file": 1}}
 
 
