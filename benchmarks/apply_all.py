@@ -42,8 +42,9 @@ def run(ctx: Context) -> Section:
     # The noise of the floor's round trips, measured once a round over the section: psql waits for each
     # statement's answer, so its time follows how fast these virtual machines pass the turn between two
     # processes, and that moves from one run to the next.
+    round_trips = 50 if ctx.quick else ROUND_TRIPS
     probe = ctx.work / "round_trips.sql"
-    probe.write_text("SELECT 1;\n" * (50 if ctx.quick else ROUND_TRIPS))
+    probe.write_text("SELECT 1;\n" * round_trips)
     probes: list[float] = []
     for n, pair_counts in plan(ctx):
         files = ctx.migration_set(n)
@@ -112,7 +113,7 @@ def run(ctx: Context) -> Section:
                 not slower if measured else None))
     if probes:
         section.notes.append(
-            f"Round trips: psql sending {probe.read_text().count(chr(10)):,} × SELECT 1, once a round "
+            f"Round trips: psql sending {round_trips:,} × SELECT 1, once a round "
             f"({len(probes)} run{'s' if len(probes) > 1 else ''}), took {fmt_s(median(probes))} (min "
             f"{fmt_s(min(probes))}, max {fmt_s(max(probes))}). The floor waits for the answer to each of its "
             "statements (5 a migration), so its time moves with that; `up` sends a batch of migrations as one "

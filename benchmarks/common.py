@@ -117,9 +117,12 @@ def psql_commands(sql: str) -> list[str]:
     return [arg for statement in split(sql) for arg in ("-c", statement)]
 
 
-def timed_on_terminal(cmd: Sequence[str | os.PathLike], *, env: dict, timeout: float = 300) -> float:
-    """Wall seconds of one whole command whose stdout and stderr are a terminal (a pseudo-terminal this
-    process reads), as when a user runs it by hand: tools render differently there."""
+def run_on_terminal(cmd: Sequence[str | os.PathLike], *, env: dict, timeout: float = 300,
+                    check: bool = True) -> tuple[float, str]:
+    """(wall seconds, everything written) of one whole command whose stdout and stderr are a terminal (a
+    pseudo-terminal this process reads), as when a user runs it by hand: tools render differently there.
+    ``env`` is the command's whole environment, over TERM, COLUMNS and LINES; ``check``: a failed command
+    raises BenchError."""
     import pty
     import select
 
@@ -148,11 +151,16 @@ def timed_on_terminal(cmd: Sequence[str | os.PathLike], *, env: dict, timeout: f
         os.close(master)
         _, status = os.waitpid(pid, 0)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = b"".join(output).decode(errors="replace").strip().splitlines()[-6:]
+    text = b"".join(output).decode("utf-8", errors="replace").replace("\r\n", "\n")
+    if check and os.waitstatus_to_exitcode(status) != 0:
         raise BenchError(f"`{' '.join(argv)[:200]}` on a terminal exited {os.waitstatus_to_exitcode(status)}: "
-                         + "\n".join(tail))
-    return seconds
+                         + "\n".join(text.strip().splitlines()[-6:]))
+    return seconds, text
+
+
+def timed_on_terminal(cmd: Sequence[str | os.PathLike], *, env: dict, timeout: float = 300) -> float:
+    """Wall seconds of ``run_on_terminal``."""
+    return run_on_terminal(cmd, env=env, timeout=timeout)[0]
 
 
 def timed(cmd: Sequence[str | os.PathLike], **kwargs) -> float:

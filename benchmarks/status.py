@@ -20,6 +20,7 @@ VERBS = {
                  "yoyo": "rollback --all", "sqitch": "revert"},
 }
 WALL_TARGET = 0.25
+TERMINAL_PAIRS = 5  # status and no-op up again with a terminal for output: fewer pairs (the run's 15 minutes)
 
 
 def run(ctx: Context) -> Section:
@@ -60,7 +61,7 @@ def run(ctx: Context) -> Section:
                 # as a user at a terminal runs them: the output is rendered for a terminal (floor: psql too)
                 for verb in ("status", "noop"):
                     pairs = [(ctx.on_terminal("floor", files, database), ctx.on_terminal(verb, files, database))
-                             for _ in range(min(read_pairs[tool], 5))]
+                             for _ in range(min(read_pairs[tool], TERMINAL_PAIRS))]
                     ours[f"{verb} on a terminal"] = pairs
                     read.rows.append([tool, f"{VERBS[verb][tool]}, on a terminal", str(len(pairs)),
                                       fmt_s(median([c for _, c in pairs])), fmt_s(median([f for f, _ in pairs])),

@@ -13,6 +13,7 @@ trees and the same errors.
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.machinery
 import importlib.util
 from pathlib import Path
@@ -36,16 +37,9 @@ class _ParseResult(ctypes.Structure):
                 ("error", ctypes.POINTER(_Error))]
 
 
-_NATIVE: tuple | None = None
-_LOADED = False
-
-
+@functools.cache
 def native():
     """(pg_query_parse, pg_query_free_parse_result) from pglast's extension module (loaded once), or None."""
-    global _NATIVE, _LOADED
-    if _LOADED:
-        return _NATIVE
-    _LOADED = True
     try:
         spec = importlib.util.find_spec("pglast")  # finds the package without running it
         if spec is None or not spec.submodule_search_locations:
@@ -58,11 +52,10 @@ def native():
                     parse, free = library.pg_query_parse, library.pg_query_free_parse_result
                     parse.argtypes, parse.restype = [ctypes.c_char_p], _ParseResult
                     free.argtypes, free.restype = [_ParseResult], None
-                    _NATIVE = (parse, free)
-                    return _NATIVE
+                    return parse, free
     except (OSError, AttributeError, ImportError, ValueError):
-        _NATIVE = None
-    return _NATIVE
+        pass
+    return None
 
 
 def parse_json(text: str) -> str:

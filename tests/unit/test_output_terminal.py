@@ -3,40 +3,26 @@
 from __future__ import annotations
 
 import os
-import pty
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not hasattr(pty, "fork"), reason="needs a pseudo-terminal")
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.common import run_on_terminal  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a pseudo-terminal")
 
 
 def on_terminal(code: str, **env: str) -> str:
     """What ``code`` writes (stdout and stderr) when both are a terminal."""
-    pid, master = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.environ.update({"TERM": "xterm-256color", "COLUMNS": "200"} | env)
-            for name in ("NO_COLOR", "FORCE_COLOR"):
-                if name not in env:
-                    os.environ.pop(name, None)
-            os.execv(sys.executable, [sys.executable, "-c", textwrap.dedent(code)])
-        finally:
-            os._exit(127)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, b"".join(chunks).decode(errors="replace")
-    return b"".join(chunks).decode("utf-8", errors="replace").replace("\r\n", "\n")
+    base = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    terminal = {"TERM": "xterm-256color", "COLUMNS": "200"}
+    return run_on_terminal([sys.executable, "-c", textwrap.dedent(code)], env=base | terminal | env, timeout=60)[1]
 
 
 def test_progress_lines_are_coloured_as_rich_colours_them():
