@@ -140,6 +140,39 @@ def breakdown_table(runs: list[tuple[float, float, dict]]) -> Table:
     return table
 
 
+LONG_HISTORY = 100  # synthetic migrations
+CHECKED_LAST = 10  # what `verify --from` round-trips of them
+
+
+def long_history_table(ctx: Context) -> Table:
+    """verify on a long synthetic history: every migration round-tripped, against `--from` the last few (the
+    rest applied first, in batches, unchecked). Each snapshot reads the whole catalog, so the whole history
+    costs about the square of its length; a branch's new migrations cost what they add."""
+    n, last = (12, 3) if ctx.quick else (LONG_HISTORY, CHECKED_LAST)
+    files = ctx.migration_set(n)
+    folders = sorted(p.name for p in files.ours.iterdir() if (p / "migration.sql").is_file())
+    table = Table(f"verify on a history of {n} synthetic migrations",
+                  ["run", "runs", "median", "round trips", "snapshots (ms)", "per round trip"])
+    for label, args, checked in ((f"verify, all {n}", [], n),
+                                 (f"verify --from the last {last}", ["--from", folders[-last]], last)):
+        runs = []
+        for _ in range(1 if ctx.quick else 2):
+            database = ctx.server.create_db("vh")
+            try:
+                seconds, result = timed_result(
+                    ctx.server.mercurio_cmd("--dir", str(files.ours), "--json", "verify", *args),
+                    ctx.server.mercurio_env(database))
+            finally:
+                ctx.server.drop_db(database)
+            report = json.loads(result.stdout)
+            if len(report["migrations"]) != checked or not report["ok"]:
+                raise BenchError(f"verify {' '.join(args)}: {len(report['migrations'])} round trips, ok={report['ok']}")
+            runs.append((seconds, report["timings"].get("snapshots", 0.0)))
+        table.rows.append([label, str(len(runs)), fmt_s(median([s for s, _ in runs])), str(checked),
+                           f"{median([t for _, t in runs]):.0f}", fmt_s(median([s for s, _ in runs]) / checked)])
+    return table
+
+
 def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE)
     server = ctx.server
@@ -229,4 +262,9 @@ def run(ctx: Context) -> Section:
     section.tables.append(table)
     if breakdown is not None:
         section.tables.append(breakdown)
+    if not command_exists(ctx, "verify"):
+        try:
+            section.tables.append(long_history_table(ctx))
+        except BenchError as exc:
+            section.notes.append(f"verify on a long history: not measured: {exc}")
     return section

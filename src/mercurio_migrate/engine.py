@@ -478,10 +478,11 @@ class Engine:
                        "running it statement by statement in autocommit")
             if skipped:
                 message += "; its own BEGIN/COMMIT (" + ", ".join(f"line {s.line}" for s in skipped) + ") are skipped"
-            self.emit("warning", message, version=migration.version)
+            self.emit("warning", message, version=migration.version, about="mode")
         elif script.mode is Mode.AS_WRITTEN:
             self.emit("warning", f"{script.path}: controls its own transactions in several blocks: running it as "
-                                 "written, statement by statement; it is not atomic", version=migration.version)
+                                 "written, statement by statement; it is not atomic", version=migration.version,
+                      about="mode")
 
     # --- commands ---------------------------------------------------------------------------------
     def up(self, **kwargs) -> RunResult:

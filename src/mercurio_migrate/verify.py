@@ -3,7 +3,9 @@
 The scratch database (mercurio_migrate.scratch) is created on the target's server (or the embedded one) as
 ``mercurio_verify_<random>`` and dropped afterwards, so the target itself is never written to and two
 runs cannot see each other. For every migration: S0 -> apply -> S1 -> roll back -> must equal S0 ->
-apply again -> must equal S1; at the end everything is rolled back and compared with the start.
+apply again -> must equal S1; at the end everything is rolled back and compared with the start. With
+``start`` (`verify --from`), the migrations before it are applied first, in batches and unchecked, and the
+round trips and the final rollback begin from the state they build.
 
 With ``data=True`` each migration's ``fixture.sql`` runs after it, and every row that existed before
 the rollback of a table that exists before and after must survive it (over the columns present both
@@ -78,13 +80,14 @@ class MigrationCheck:
 class VerifyReport:
     migrations: list[MigrationCheck]
     final: list[Finding]
-    reached_start: bool  # the final rollback went back to the empty start and was compared with it
+    reached_start: bool  # the final rollback went back to the start (empty, or the base) and was compared with it
     data: bool
     strict: bool
     scratch_database: str
     scratch_url: str  # redacted
     kept: bool
     warnings: list[str] = field(default_factory=list)
+    base: list[str] = field(default_factory=list)  # ids applied before the first round trip (--from), unchecked
     # where the time went, ms: "total" (from the call to the report), "scratch database" (waiting for
     # CREATE DATABASE, connecting, dropping), "migrations" (applies and rollbacks), "snapshots", "data checks"
     timings: dict[str, float] = field(default_factory=dict)
@@ -102,6 +105,7 @@ class VerifyReport:
             "ok": self.ok,
             "data": self.data,
             "strict": self.strict,
+            "base": self.base,
             "migrations": [m.as_dict() for m in self.migrations],
             "final": {"reached_start": self.reached_start, "findings": [f.as_dict() for f in self.final]},
             "errors": sum(f.severity == ERROR for f in self.findings),
@@ -172,7 +176,8 @@ class _Runner:
         self.clock = clock or _Clock({})
 
     def _on_event(self, event: Event) -> None:
-        if event.kind == "warning" and event.message not in self.warnings:
+        # how a file runs (autocommit, as written) is `up`'s news, not a finding about the scratch database
+        if event.kind == "warning" and event.data.get("about") != "mode" and event.message not in self.warnings:
             self.warnings.append(event.message)
 
     def parse(self, migrations: list[Migration], ahead: ParseAhead | None = None
@@ -203,14 +208,30 @@ def parse_ahead(migrations: list[Migration]) -> ParseAhead:
     return ParseAhead([f.text for m in migrations for f in (m.migration, m.rollback, m.extras.get("verify.sql")) if f])
 
 
+def _position(migrations: tuple[Migration, ...], version: str, option: str) -> int:
+    for index, migration in enumerate(migrations):
+        if version in (migration.version, migration.id):
+            return index
+    raise UsageError(f"unknown migration version {version!r} ({option})",
+                     hint="Use a version (YYYYMMDD_HHMMSS) or folder name from the migrations folder.")
+
+
 def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration]:
     if to is None:
         return list(migrations)
-    for index, migration in enumerate(migrations):
-        if to in (migration.version, migration.id):
-            return list(migrations[: index + 1])
-    raise UsageError(f"unknown migration version {to!r}",
-                     hint="Use a version (YYYYMMDD_HHMMSS) or folder name from the migrations folder.")
+    return list(migrations[: _position(migrations, to, "--to") + 1])
+
+
+def _split(migrations: tuple[Migration, ...], selected: list[Migration], start: str | None
+           ) -> tuple[list[Migration], list[Migration]]:
+    """(the base: applied unchecked, the migrations to round-trip) for ``start`` (--from), None: no base."""
+    if start is None:
+        return [], selected
+    index = _position(migrations, start, "--from")
+    if index >= len(selected):
+        raise UsageError(f"--from {start} comes after --to {selected[-1].id}: nothing would be verified",
+                         hint="Give --from a version at or before --to.")
+    return selected[:index], selected[index:]
 
 
 def _take(conn) -> Snapshot:
@@ -218,22 +239,24 @@ def _take(conn) -> Snapshot:
 
 
 # --- verify -----------------------------------------------------------------------------------------
-def verify(engine: Engine, *, to: str | None = None, data: bool = False, strict: bool = False,
-           keep: bool = False, scratch: Scratch | None = None) -> VerifyReport:
-    """``scratch``: a Scratch whose CREATE DATABASE was sent already (the command sends it before it imports
-    this module); it is dropped at the end whatever happens."""
+def verify(engine: Engine, *, to: str | None = None, start: str | None = None, data: bool = False,
+           strict: bool = False, keep: bool = False, scratch: Scratch | None = None) -> VerifyReport:
+    """``start`` (--from): the first migration to round-trip; those before it are applied first, unchecked (with
+    their fixtures under ``data``). ``scratch``: a Scratch whose CREATE DATABASE was sent already (the command
+    sends it before it imports this module); it is dropped at the end whatever happens."""
     started, timings = time.perf_counter(), {}
     clock = _Clock(timings)
     scratch_context = scratch_database(engine, keep=keep, scratch=scratch)
     with scratch_context as scratch:
         found = discover(engine.settings.migrations_dir)
         migrations = _select(found.migrations, to)
+        base, checked = _split(found.migrations, migrations, start)
         ahead = parse_ahead(migrations)
         runner = _Runner(engine, scratch, clock)
         up, down = runner.parse(migrations, ahead)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
-                              [str(w) for w in found.warnings], timings)
-        _Verification(runner, scratch, report, up, down, clock).run(migrations)
+                              [str(w) for w in found.warnings], base=[m.id for m in base], timings=timings)
+        _Verification(runner, scratch, report, up, down, clock).run(base, checked)
         report.warnings.extend(runner.warnings)
         closing = time.perf_counter()
     timings["scratch database"] = timings.get("scratch database", 0.0) + (time.perf_counter() - closing) * 1000
@@ -262,12 +285,14 @@ class _Verification:
         with self.clock("snapshots"):
             return _take(conn or self.conn)
 
-    def run(self, migrations: list[Migration]) -> None:
+    def run(self, base: list[Migration], migrations: list[Migration]) -> None:
         self._connect()
         try:
             self.runner.engine.ensure_tables(self.conn)
             if self.report.data:
                 self.conn.execute(f"CREATE SCHEMA {STASH_SCHEMA}")
+            if base and not self._build_base(base):
+                return
             state = self._take()
             applied: list[Migration] = []
             for migration in migrations:
@@ -281,6 +306,37 @@ class _Verification:
             self._final(applied)
         finally:
             self._disconnect()
+
+    def _build_base(self, base: list[Migration]) -> bool:
+        """Apply the migrations before --from, unchecked: in batches (as `up` does), or one at a time, each
+        followed by its fixture, under --data. False (with the failure as a finding) when one fails."""
+        items = [(m, self.up[m.version]) for m in base]
+        try:
+            with self.clock("migrations"):
+                if not self.report.data:
+                    self.runner.engine.run_steps(self.conn, items, "up")
+                    return True
+        except MigrationFailed as failure:
+            self._base_failed(base, failure.version, "apply", f"failed to apply: {failure.message}")
+            return False
+        for migration in base:
+            failure = self.runner.run(self.conn, migration, self.up[migration.version], "up")
+            if failure:
+                self._base_failed(base, migration.version, "apply", f"failed to apply: {failure.message}")
+                return False
+            fixture = migration.extras.get("fixture.sql")
+            error = run_fixture(self.conn, fixture) if fixture else None
+            if error:
+                self._base_failed(base, migration.version, "fixture", f"fixture.sql failed: {error}")
+                return False
+        return True
+
+    def _base_failed(self, base: list[Migration], version: str, phase: str, what: str) -> None:
+        migration = next(m for m in base if m.version == version)
+        check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
+        check.findings.append(Finding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
+                                      migration.id))
+        self.report.migrations.append(check)
 
     # one migration ------------------------------------------------------------------------------------
     def _check(self, migration: Migration, check: MigrationCheck, s0: Snapshot) -> Snapshot | None:
@@ -384,7 +440,8 @@ class _Verification:
             if migration.rollback is None:
                 self.report.final.append(Finding(
                     WARNING, "final", f"the final rollback stops at {migration.id} (no rollback.sql): the return to "
-                    "the empty start was not checked", migration.id))
+                    f"{'the state before --from' if self.report.base else 'the empty start'} was not checked",
+                    migration.id))
                 return
             failure = self.runner.run(self.conn, migration, self.down[migration.version], "down")
             if failure:
@@ -551,10 +608,10 @@ def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migrati
     conn = scratch.connect()
     try:
         runner.engine.ensure_tables(conn)
-        for migration in migrations:
-            failure = runner.run(conn, migration, up[migration.version], "up")
-            if failure:
-                raise MercurioError(f"building the scratch database: {failure.message}", hint=failure.hint)
+        try:  # in batches, as `up` runs them
+            runner.engine.run_steps(conn, [(m, up[m.version]) for m in migrations], "up")
+        except MigrationFailed as failure:
+            raise MercurioError(f"building the scratch database: {failure.message}", hint=failure.hint) from None
         warnings.extend(w for w in runner.warnings if w not in warnings)
         return _take(conn)
     finally:

@@ -185,8 +185,9 @@ def test_cli_json_shape_and_exit_code_on_a_broken_set(cli, tmp_path):
     result = cli("--dir", str(folder), "--json", "verify", "--keep")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"ok", "data", "strict", "migrations", "final", "errors", "warnings", "scratch_database",
-                         "timings"}
+    assert set(data) == {"ok", "data", "strict", "base", "migrations", "final", "errors", "warnings",
+                         "scratch_database", "timings"}
+    assert data["base"] == []
     assert set(data["timings"]) >= {"total", "scratch database", "migrations", "snapshots"}
     (finding,) = data["migrations"][1]["findings"]
     assert finding == {"severity": "error", "phase": "rollback", "migration": B,
@@ -199,6 +200,78 @@ def test_cli_json_shape_and_exit_code_on_a_broken_set(cli, tmp_path):
     assert text.returncode == 1
     assert f"error: function f() left behind by rollback of {B}" in text.stdout
     assert "verify: FAILED (1 error(s))" in text.stdout
+
+
+C = "20250101_000003_add_c"
+
+
+def test_from_round_trips_only_the_later_migrations_and_rolls_back_to_their_start(database_url, tmp_path):
+    # A's rollback leaves an index: before --from it is applied unchecked, so that is not reported
+    write_migration(tmp_path, A, "CREATE TABLE a (id int PRIMARY KEY, note text); CREATE INDEX idx_a ON a (note);",
+                    "DROP TABLE a CASCADE; CREATE TABLE a_leftover (id int);")
+    write_migration(tmp_path, B, "ALTER TABLE a ADD COLUMN region text;", "ALTER TABLE a DROP COLUMN region;")
+    write_migration(tmp_path, C, "CREATE INDEX idx_region ON a (region);", "SELECT 1;")
+    report = verify(engine_for(database_url, tmp_path), start=B)
+    assert report.base == [A]
+    assert [m.id for m in report.migrations] == [B, C]
+    assert [m.status for m in report.migrations] == ["ok", "failed"]
+    assert errors(report)[0] == f"index idx_region left behind by rollback of {C}"
+    assert not any(A in e for e in errors(report))
+    # the whole set, for contrast, reports A's leftover
+    assert f"table a_leftover left behind by rollback of {A}" in errors(verify(engine_for(database_url, tmp_path)))
+
+
+def test_from_ends_with_the_state_the_base_built(database_url, tmp_path):
+    write_migration(tmp_path, A, "CREATE TABLE a (id int PRIMARY KEY);", "DROP TABLE a;")
+    write_migration(tmp_path, B, "CREATE TABLE b (id int);", "DROP TABLE b;")
+    report = verify(engine_for(database_url, tmp_path), start=B)
+    assert report.ok and report.reached_start and report.final == []
+    assert report.as_dict()["base"] == [A]
+
+
+def test_from_with_data_runs_the_base_fixtures_that_later_ones_rely_on(database_url, tmp_path):
+    base_table(tmp_path, fixture=ROWS)
+    write_migration(tmp_path, B, "CREATE TABLE b (id int PRIMARY KEY);", "DROP TABLE b; DELETE FROM a WHERE id = 1;",
+                    fixture="INSERT INTO b SELECT id FROM a;")
+    report = verify(engine_for(database_url, tmp_path), start=B, data=True)
+    assert report.base == [A]
+    # the rows A's fixture inserted exist, so B's rollback is caught deleting one of them
+    assert errors(report) == [f"table a: 1 of 3 row(s) lost or changed by rollback of {B} (rows 3 -> 2)"]
+
+
+def test_from_reports_a_base_migration_that_fails_to_apply(database_url, tmp_path):
+    write_migration(tmp_path, A, "CREATE TABLE a (id int);", "DROP TABLE a;")
+    write_migration(tmp_path, B, "ALTER TABLE nope ADD COLUMN x int;", "SELECT 1;")
+    write_migration(tmp_path, C, "CREATE TABLE c (id int);", "DROP TABLE c;")
+    report = verify(engine_for(database_url, tmp_path), start=C)
+    assert not report.ok
+    (check,) = report.migrations
+    assert check.id == B and check.status == "failed"
+    (message,) = errors(report)
+    assert message.startswith(f"{B} (before --from, applied unchecked) failed to apply:")
+    assert 'relation "nope" does not exist' in message
+
+
+def test_from_on_the_command_line(cli, tmp_path):
+    folder = tmp_path / "migrations"
+    write_migration(folder, A, "CREATE TABLE a (id int);", "DROP TABLE a;")
+    write_migration(folder, B, "CREATE TABLE b (id int);", "DROP TABLE b;")
+    write_migration(folder, C, "CREATE TABLE c (id int);", "DROP TABLE c;")
+    result = cli("--dir", str(folder), "verify", "--from", B)
+    assert result.returncode == 0, result.stderr
+    assert f"applied first, unchecked (before --from): {A}" in result.stdout
+    statuses = [line.split() for line in result.stdout.splitlines() if line.startswith("  2025")]
+    assert statuses == [[B, "OK"], [C, "OK"]]
+    assert "rolling everything back: back to the state before --from, OK" in result.stdout
+    data = json.loads(cli("--dir", str(folder), "--json", "verify", "--from", "20250101_000002", "--to", B).stdout)
+    assert data["base"] == [A] and [m["id"] for m in data["migrations"]] == [B]
+    unknown = cli("--dir", str(folder), "verify", "--from", "20990101_000000")
+    assert unknown.returncode == 2
+    assert "unknown migration version '20990101_000000' (--from)" in unknown.stderr
+    after = cli("--dir", str(folder), "verify", "--from", C, "--to", B)
+    assert after.returncode == 2
+    assert f"--from {C} comes after --to {B}: nothing would be verified" in after.stderr
+    assert "Traceback" not in unknown.stderr + after.stderr
 
 
 def test_shipped_migrations_verify_ok_with_fixtures(database_url, db):

@@ -39,11 +39,14 @@ def _warnings(warnings: list[str]) -> None:
 
 @click.command()
 @click.option("--to", "to", metavar="VERSION", help="Verify migrations up to and including VERSION.")
+@click.option("--from", "start", metavar="VERSION",
+              help="Round-trip migrations from VERSION on; those before it are applied first, unchecked "
+                   "(a long history: check what a branch adds).")
 @click.option("--data", is_flag=True, help="Run each fixture.sql and check that rollbacks keep existing rows.")
 @click.option("--strict", is_flag=True, help="A migration without rollback.sql is an error, not a warning.")
 @click.option("--keep", is_flag=True, help="Keep the scratch database afterwards (its name is printed).")
 @pass_context
-def verify(obj: Context, to: str | None, data: bool, strict: bool, keep: bool) -> None:
+def verify(obj: Context, to: str | None, start: str | None, data: bool, strict: bool, keep: bool) -> None:
     """Apply, roll back and re-apply every migration in a scratch database; compare schemas each time.
 
     The target database is never touched: a scratch database is created on the same server (or on
@@ -60,11 +63,15 @@ def verify(obj: Context, to: str | None, data: bool, strict: bool, keep: bool) -
     except BaseException:
         scratch.close(keep=False)
         raise
-    report = run_verify(engine, to=to, data=data, strict=strict, keep=keep, scratch=scratch)
+    report = run_verify(engine, to=to, start=start, data=data, strict=strict, keep=keep, scratch=scratch)
     if not obj.as_json:
         _warnings(report.warnings)
     lines = [f"verify: {len(report.migrations)} migration(s) in scratch database {report.scratch_database}"
              + (" (with fixtures and data checks)" if data else "")]
+    if report.base:
+        lines.append(f"  applied first, unchecked (before --from): {len(report.base)} migration(s), "
+                     f"{report.base[0]} … {report.base[-1]}" if len(report.base) > 1
+                     else f"  applied first, unchecked (before --from): {report.base[0]}")
     width = max((len(m.id) for m in report.migrations), default=0)
     for check in report.migrations:
         lines.append(f"  {check.id.ljust(width)}  {check.status.upper() if check.status != 'ok' else 'OK'}")
@@ -75,7 +82,8 @@ def verify(obj: Context, to: str | None, data: bool, strict: bool, keep: bool) -
             lines.append("  rolling everything back:")
             lines.extend(_line(f) for f in report.final)
         elif report.reached_start:
-            lines.append("  rolling everything back: back to the empty start, OK")
+            lines.append("  rolling everything back: back to "
+                         + ("the state before --from, OK" if report.base else "the empty start, OK"))
     errors = sum(f.severity == "error" for f in report.findings)
     warnings = sum(f.severity == "warning" for f in report.findings)
     summary = "verify: OK" if report.ok else f"verify: FAILED ({errors} error(s))"
