@@ -135,7 +135,7 @@ def breakdown_table(runs: list[tuple[float, float, dict]]) -> Table:
     row("interpreter start, imports, exit (outside verify())", [s - t["total"] / 1000 for _, s, t in runs])
     for key, label in BREAKDOWN:
         row(label, [t.get(key, 0) / 1000 for _, _, t in runs])
-    row("the rest: importing psycopg, reading and parsing the folder, history tables, comparing",
+    row("the rest: reading and parsing the folder, history tables, comparing",
         [(t["total"] - sum(t.get(k, 0) for k, _ in BREAKDOWN)) / 1000 for _, _, t in runs])
     return table
 

@@ -429,7 +429,7 @@ def _translate(exc: Exception):
     from mercurio_migrate.errors import ConnectionFailed, MercurioError
 
     module = type(exc).__module__ or ""
-    if module.startswith("psycopg"):
+    if module.startswith("psycopg") or module == "mercurio_migrate.libpq":  # the server or the connection
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ConnectionFailed(f"database error: {text}",
                                 hint="The connection may have been lost; nothing unfinished was recorded as applied. "

@@ -16,14 +16,17 @@ from mercurio_migrate.errors import ConnectionFailed, UsageError
 from mercurio_migrate.redact import password_of, redact_url, scrub
 
 APPLICATION_NAME = "mercurio-migrate"
+BOOL_OID = 16  # pg_type.oid of boolean
 
 
 class StatementResult(NamedTuple):
     ok: bool
     command_status: str
     rowcount: int
-    error: Any = None  # psycopg.Error for the failed statement
+    error: Any = None  # psycopg.Error (libpq.ServerError on a libpq.Session) for the failed statement
     value: str | None = None  # a query's first column of its first row, as text (the tool's step markers)
+    rows: int | None = None  # rows a query returned (None: the statement is not a query)
+    value_type: int = 0  # the type OID of a query's first column
 
 
 def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout: int = 10):
@@ -94,7 +97,11 @@ def send_script(conn, sql: str) -> list[StatementResult]:
     """Send ``sql`` (one or more statements) as one simple-query message; one result per statement run.
 
     After an error the server skips the rest of the message, so the last result is the failed one.
+    ``conn``: a psycopg connection or a libpq.Session.
     """
+    if hasattr(conn, "script"):  # a libpq.Session
+        return [StatementResult(r.ok, r.command_status, _rows_from_tag(r.command_status) if r.ok else 0, r.error,
+                                r.value, r.rows, r.value_type) for r in conn.script(sql)]
     from psycopg import errors as pg_errors
     from psycopg import generators, pq
 
@@ -110,11 +117,14 @@ def send_script(conn, sql: str) -> list[StatementResult]:
         if status == pq.ExecStatus.EMPTY_QUERY:
             continue
         tag = (result.command_status or b"").decode("utf-8", "replace")
-        value = None
-        if status == pq.ExecStatus.TUPLES_OK and result.ntuples and result.nfields:
-            raw = result.get_value(0, 0)
-            value = None if raw is None else bytes(raw).decode("utf-8", "replace")
-        out.append(StatementResult(True, tag, _rows_from_tag(tag), None, value))
+        value, rows, value_type = None, None, 0
+        if status == pq.ExecStatus.TUPLES_OK:
+            rows = result.ntuples
+            if result.nfields:
+                value_type = result.ftype(0)
+                raw = result.get_value(0, 0) if rows else None
+                value = None if raw is None else bytes(raw).decode("utf-8", "replace")
+        out.append(StatementResult(True, tag, _rows_from_tag(tag), None, value, rows, value_type))
     return out
 
 

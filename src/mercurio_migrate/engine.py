@@ -18,6 +18,7 @@ from mercurio_migrate.background import Background
 from mercurio_migrate.config import Settings
 from mercurio_migrate.database import (
     APPLICATION_NAME,
+    BOOL_OID,
     client_host,
     connect,
     in_failed_or_open_transaction,
@@ -1177,32 +1178,38 @@ class Engine:
         return None
 
     def _run_verify_sql(self, conn, migration: Migration, state_note: str) -> None:
-        """verify.sql: a statement that raises, or a query whose first column is false or NULL, fails the migration."""
-        import psycopg
-
+        """verify.sql: a statement that raises, or a query that returns no row or whose first column is false or
+        NULL, fails the migration."""
         script = self._verify_script(migration)
         if script is None:
             return
         for statement in script.statements:
-            try:
-                cursor = conn.execute(statement.text)
-                row = cursor.fetchone() if cursor.description else ("ok",)
-            except psycopg.Error as error:
+            results = send_script(conn, statement.text)
+            last = results[-1] if results else None
+            if last is not None and not last.ok:
                 if in_failed_or_open_transaction(conn):
                     conn.execute("ROLLBACK")
                 raise MigrationFailed(migration.version, migration.name,
-                                      self._sql_error(script, statement, error, statement.start),
+                                      self._sql_error(script, statement, last.error, statement.start),
                                       state_note) from None
-            if row is None or row[0] is None or row[0] is False:
-                if in_failed_or_open_transaction(conn):
-                    conn.execute("ROLLBACK")
-                got = "no row" if row is None else repr(row[0]).replace("None", "NULL")
-                location = script.location(statement.start, statement)
-                raise MigrationFailed(
-                    migration.version, migration.name,
-                    SqlError(location, f"assertion failed: the query returned {got}",
-                             hint="verify.sql queries must return true in their first column."),
-                    state_note)
+            if last is None or last.rows is None:  # not a query
+                continue
+            if last.rows == 0:
+                got = "no row"
+            elif last.value is None:
+                got = "NULL"
+            elif last.value_type == BOOL_OID and last.value == "f":
+                got = "False"
+            else:
+                continue
+            if in_failed_or_open_transaction(conn):
+                conn.execute("ROLLBACK")
+            location = script.location(statement.start, statement)
+            raise MigrationFailed(
+                migration.version, migration.name,
+                SqlError(location, f"assertion failed: the query returned {got}",
+                         hint="verify.sql queries must return true in their first column."),
+                state_note)
 
     def _already_done(self, conn, statement: Statement, script: Script) -> bool:
         """Resuming a non-transactional migration: the catalog proves which index statements already took effect."""

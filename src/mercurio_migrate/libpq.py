@@ -1,10 +1,12 @@
-"""libpq itself, through ctypes, for the few reads that are a command's whole job.
+"""libpq itself, through ctypes, for the commands whose whole job is a few round trips.
 
 Importing psycopg costs more than everything else `status` or an up-to-date `up` do (about 0.25 s on
 the machines we measure on, against 0.02 s for this module and libpq). So those commands read the
-history table here; psycopg stays the driver for everything else. This module is an optimisation only:
-any problem (no libpq to load, a connection or query failure, anything unexpected) gives ``None``, and
-the caller takes the psycopg path, which reports errors with their full context.
+history table here, `up`'s quick path applies batches here, and verify, drift and dump drive their
+scratch database here (``Session.script`` gives each statement's result and the server's full error
+report, as ``database.send_script`` does on psycopg). psycopg stays the driver for everything else. Opening
+a session is an optimisation only: when it is not possible (no libpq to load, no connection) ``open``
+gives ``None`` and the caller takes the psycopg path, which reports errors with their full context.
 
 libpq is the one psycopg's binary wheel ships (the same library psycopg then uses), else the system's.
 """
@@ -23,7 +25,14 @@ CONNECTION_OK = 0
 PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_FATAL_ERROR = 2, 0, 7
 PQTRANS_IDLE = 0
 PQPING_OK = 0
+PGRES_COMMAND_OK = 1
 PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
+# the fields of an error report ServerError keeps (PQresultErrorField's codes, as psycopg's Diagnostic names them)
+_DIAG_FIELDS = {"severity": "S", "sqlstate": "C", "message_primary": "M", "message_detail": "D",
+                "message_hint": "H", "statement_position": "P", "context": "W", "schema_name": "s",
+                "table_name": "t", "column_name": "c", "constraint_name": "n"}
+# result columns given as Python values by Session.execute (as psycopg gives them); every other type as text
+BOOL_OID, INT_OIDS = 16, frozenset({20, 21, 23, 26})  # boolean; int8, int2, int4, oid
 
 
 @functools.cache
@@ -46,6 +55,18 @@ def _library() -> ctypes.CDLL | None:
     return None
 
 
+_NOTICE_PROCESSOR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p)
+# The server's NOTICEs (``DROP … IF EXISTS`` skipping, …) are not the tool's output, as on psycopg, where they
+# go to its logger: libpq's default processor would print each one to stderr.
+_IGNORE_NOTICES = _NOTICE_PROCESSOR(lambda _argument, _message: None)
+
+
+class _ConninfoOption(ctypes.Structure):  # libpq-fe.h's PQconninfoOption
+    _fields_ = [("keyword", ctypes.c_char_p), ("envvar", ctypes.c_char_p), ("compiled", ctypes.c_char_p),
+                ("val", ctypes.c_char_p), ("label", ctypes.c_char_p), ("dispchar", ctypes.c_char_p),
+                ("dispsize", ctypes.c_int)]
+
+
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     strings = ctypes.POINTER(ctypes.c_char_p)
     signatures = {
@@ -66,6 +87,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
         "PQparameterStatus": ([ctypes.c_void_p, ctypes.c_char_p], ctypes.c_char_p),
         "PQtransactionStatus": ([ctypes.c_void_p], ctypes.c_int),
         "PQport": ([ctypes.c_void_p], ctypes.c_char_p),
+        "PQcmdStatus": ([ctypes.c_void_p], ctypes.c_char_p),
+        "PQftype": ([ctypes.c_void_p, ctypes.c_int], ctypes.c_uint),
+        "PQsetNoticeProcessor": ([ctypes.c_void_p, _NOTICE_PROCESSOR, ctypes.c_void_p], ctypes.c_void_p),
+        "PQconninfoParse": ([ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)], ctypes.POINTER(_ConninfoOption)),
+        "PQconninfoFree": ([ctypes.POINTER(_ConninfoOption)], None),
+        "PQfreemem": ([ctypes.c_void_p], None),
     }
     for name, (arguments, result) in signatures.items():
         function = getattr(lib, name)
@@ -77,6 +104,37 @@ def _parameters(settings: dict[str, str]):
     keys = [k.encode() for k in settings] + [None]
     values = [v.encode() for v in settings.values()] + [None]
     return (ctypes.c_char_p * len(keys))(*keys), (ctypes.c_char_p * len(values))(*values)
+
+
+def conninfo(url: str, **overrides: str) -> str | None:
+    """``url`` (a URI or key=value string) as a key=value string with ``overrides`` (e.g. another dbname),
+    as libpq parses it (what psycopg's make_conninfo gives); None without libpq or when libpq refuses it."""
+    lib = _library()
+    if lib is None:
+        return None
+    error = ctypes.c_void_p()
+    options = lib.PQconninfoParse(url.encode("utf-8"), ctypes.byref(error))
+    if not options:
+        if error.value:
+            lib.PQfreemem(error)
+        return None
+    try:
+        values: dict[str, str] = {}
+        index = 0
+        while (option := options[index]).keyword is not None:
+            if option.val is not None:
+                values[option.keyword.decode()] = option.val.decode("utf-8", "replace")
+            index += 1
+    finally:
+        lib.PQconninfoFree(options)
+    values.update(overrides)
+    return " ".join(f"{key}={_conninfo_value(value)}" for key, value in values.items())
+
+
+def _conninfo_value(value: str) -> str:
+    if value and not any(c in value for c in " \t\n\r\\'"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def ping(conninfo: str) -> bool | None:
@@ -96,6 +154,33 @@ class Failed(Exception):
         self.sqlstate, self.message = sqlstate, message
 
 
+class ServerError(Exception):
+    """The server's error report for one statement of ``Session.script``, with the fields psycopg's
+    ``Error.diag`` has (``diag`` is the error itself), so the engine reads both the same way."""
+
+    def __init__(self, fields: dict[str, str | None]):
+        self.severity = self.sqlstate = self.message_primary = self.message_detail = self.message_hint = None
+        self.statement_position = self.context = self.schema_name = self.table_name = None
+        self.column_name = self.constraint_name = None
+        self.__dict__.update(fields)
+        super().__init__(self.message_primary or "error")
+
+    @property
+    def diag(self) -> ServerError:
+        return self
+
+
+class ScriptResult(NamedTuple):
+    """One statement's outcome in ``Session.script``."""
+
+    ok: bool
+    command_status: str
+    error: ServerError | None = None
+    value: str | None = None  # first column of the first row, as text
+    rows: int | None = None  # rows returned (None: not a query)
+    value_type: int = 0  # the type OID of the first column of a query
+
+
 class Result(NamedTuple):
     """One statement's outcome (what a batch needs of it: a failure ends the ordinary path's way)."""
 
@@ -104,10 +189,13 @@ class Result(NamedTuple):
 
 
 class Rows(list):
-    """What ``Session.execute`` gives: the rows, read as psycopg's cursor is (``fetchall``)."""
+    """What ``Session.execute`` gives: the rows, read as psycopg's cursor is (``fetchall``, ``fetchone``)."""
 
     def fetchall(self) -> list:
         return list(self)
+
+    def fetchone(self) -> tuple | None:
+        return self[0] if self else None
 
 
 class Session:
@@ -120,22 +208,29 @@ class Session:
         self.prepared: set[str] = set()  # the tool's prepared statements on this session (snapshot's)
 
     @classmethod
-    def open(cls, url: str, application_name: str, options: str | None = None) -> Session | None:
-        """``options``: libpq's `options` (``-c name=value`` settings for the session), as psycopg is given."""
+    def open(cls, url: str, application_name: str, options: str | None = None,
+             database: str | None = None) -> Session | None:
+        """``options``: libpq's `options` (``-c name=value`` settings for the session), as psycopg is given.
+        ``database``: connect to that database of the URL's server instead of the URL's own (libpq expands
+        only the first ``dbname``, the URL; a later one overrides what it says)."""
         lib = _library()
         if lib is None:
             return None
-        settings = {"dbname": url, "application_name": application_name, "connect_timeout": "10",
-                    "client_encoding": "UTF8"}
+        settings = [("dbname", url), ("application_name", application_name), ("connect_timeout", "10"),
+                    ("client_encoding", "UTF8")]
         if options:
-            settings["options"] = options
-        keys, values = _parameters(settings)
+            settings.append(("options", options))
+        if database:
+            settings.append(("dbname", database))
+        keys = (ctypes.c_char_p * (len(settings) + 1))(*[k.encode() for k, _ in settings], None)
+        values = (ctypes.c_char_p * (len(settings) + 1))(*[v.encode() for _, v in settings], None)
         handle = lib.PQconnectdbParams(keys, values, 1)
         if not handle:
             return None
         if lib.PQstatus(handle) != CONNECTION_OK:
             lib.PQfinish(handle)
             return None
+        lib.PQsetNoticeProcessor(handle, _IGNORE_NOTICES, None)
         return cls(lib, handle, options)
 
     def parameter(self, name: str) -> str | None:
@@ -178,6 +273,36 @@ class Session:
                 lib.PQclear(result)
         return out
 
+    def script(self, sql: str) -> list[ScriptResult]:
+        """One ScriptResult per statement of ``sql`` run (sent as one message), up to and including the first
+        that failed (the server skips the rest), with the server's whole error report: what
+        ``database.send_script`` gives on psycopg."""
+        self.send(sql)
+        lib, out = self._lib, []
+        while result := lib.PQgetResult(self._handle):
+            try:
+                status = lib.PQresultStatus(result)
+                if status == PGRES_EMPTY_QUERY or (out and not out[-1].ok):
+                    continue
+                if status == PGRES_FATAL_ERROR:
+                    field = lib.PQresultErrorField
+                    fields = {name: _text(field(result, ord(code))) for name, code in _DIAG_FIELDS.items()}
+                    out.append(ScriptResult(False, "", ServerError(fields)))
+                    continue
+                tag = _text(lib.PQcmdStatus(result)) or ""
+                if status != PGRES_TUPLES_OK:
+                    out.append(ScriptResult(True, tag))
+                    continue
+                rows, value, value_type = lib.PQntuples(result), None, 0
+                if lib.PQnfields(result):
+                    value_type = lib.PQftype(result, 0)
+                    if rows and not lib.PQgetisnull(result, 0, 0):
+                        value = lib.PQgetvalue(result, 0, 0).decode("utf-8", "replace")
+                out.append(ScriptResult(True, tag, None, value, rows, value_type))
+            finally:
+                lib.PQclear(result)
+        return out
+
     def finish_last_row(self) -> list[str] | Failed:
         """Wait for what ``send`` sent: the values of its last row set's first row ([] when none), or the
         Failed that stopped it."""
@@ -193,7 +318,8 @@ class Session:
         if params is not None:
             sql = sql % (tuple(map(self._quote, params)) if isinstance(params, tuple)
                          else {k: self._quote(v) for k, v in params.items()})
-        return Rows(self.rows(sql))
+        self.send(sql)
+        return Rows(self.finish(typed=True))
 
     def _quote(self, value) -> str:
         from mercurio_migrate.database import literal
@@ -213,9 +339,9 @@ class Session:
             message = (self._lib.PQerrorMessage(self._handle) or b"").decode("utf-8", "replace").strip()
             raise Failed("08000", message)
 
-    def finish(self, last_only: bool = False) -> list[tuple[str | None, ...]]:
+    def finish(self, last_only: bool = False, typed: bool = False) -> list[tuple]:
         """Wait for what ``send`` sent: its rows (``last_only``: the last row set's), or Failed with the
-        first error."""
+        first error. Every value as text, NULL as None; ``typed``: booleans and integers as Python values."""
         lib, failure, rows = self._lib, None, []
         get, isnull = lib.PQgetvalue, lib.PQgetisnull
         while result := lib.PQgetResult(self._handle):
@@ -227,8 +353,13 @@ class Session:
                 width = lib.PQnfields(result)
                 if last_only and lib.PQresultStatus(result) == PGRES_TUPLES_OK:
                     rows = []
-                rows.extend(tuple(None if isnull(result, row, column) else get(result, row, column).decode()
-                                  for column in range(width)) for row in range(lib.PQntuples(result)))
+                convert = [_converter(lib.PQftype(result, column)) for column in range(width)] if typed else None
+                for row in range(lib.PQntuples(result)):
+                    values = tuple(None if isnull(result, row, column) else get(result, row, column).decode()
+                                   for column in range(width))
+                    if convert:
+                        values = tuple(v if v is None else f(v) for f, v in zip(convert, values))
+                    rows.append(values)
             finally:
                 lib.PQclear(result)
         if failure is not None:
@@ -239,3 +370,15 @@ class Session:
         if self._handle:
             self._lib.PQfinish(self._handle)
             self._handle = 0
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", "replace")
+
+
+def _converter(type_oid: int):
+    if type_oid == BOOL_OID:
+        return lambda text: text == "t"
+    if type_oid in INT_OIDS:
+        return int
+    return str

@@ -3,8 +3,9 @@ server (or the embedded one), created from template0 with the target's encoding 
 dropped afterwards; the target itself is never written to.
 
 A light module (no psycopg, no engine) on purpose: the command creates the scratch database through libpq
-first thing, and the server builds it (a few hundred milliseconds) while this process imports psycopg
-and the migrations are parsed.
+first thing, and the server builds it (a few hundred milliseconds) while this process imports the engine
+and the migrations are parsed. ``session`` then opens the scratch database through libpq too (psycopg only
+when libpq cannot be used).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ MAINTENANCE_DATABASES = ("postgres", "template1")
 def _libpq_session(url: str):
     """The maintenance session through libpq itself (mercurio_migrate.libpq.Session), without importing
     psycopg: the server creates the scratch database on the other processor while this process imports
-    psycopg and parses the migrations. It connects to the target database (only to read pg_database and run
+    the rest and parses the migrations. It connects to the target database (only to read pg_database and run
     CREATE and DROP DATABASE, which act on the server); None whenever that is not possible."""
     from mercurio_migrate import __version__
     from mercurio_migrate.database import APPLICATION_NAME
@@ -77,9 +78,13 @@ class Scratch:
         self.maintenance = _libpq_session(target_url) or self._maintenance_connection()
 
     def url(self, database: str | None = None) -> str:
-        from psycopg.conninfo import make_conninfo
+        """The target's URL naming ``database`` (the scratch database) instead, as a key=value string."""
+        url = libpq.conninfo(self.target_url, dbname=database or self.name)
+        if url is None:
+            from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(self.target_url, dbname=database or self.name)
+            url = make_conninfo(self.target_url, dbname=database or self.name)
+        return url
 
     def _maintenance_connection(self) -> _PsycopgSession:
         failure: ConnectionFailed | None = None
@@ -94,7 +99,7 @@ class Scratch:
             hint="verify, drift and dump need a connection to the `postgres` maintenance database of the same server.")
 
     def create(self, name: str | None = None, *, template: str | None = None, wait: bool = True) -> None:
-        """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing psycopg,
+        """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing the engine,
         parsing the migrations), and the first connection to it, or close(), waits for it."""
         name = name or self.name
         quoted = _ident(name)
@@ -173,9 +178,27 @@ class Scratch:
             self.maintenance.close()
 
     def connect(self, name: str | None = None):
+        """A psycopg connection to the scratch database (or to ``name``)."""
         self._wait()
+        return _connect(self.url(name), options=self._session_options())
+
+    def session(self, name: str | None = None):
+        """A session on the scratch database (or on ``name``) through libpq itself (libpq.Session: what verify,
+        drift and dump need of a connection, without importing psycopg), else through psycopg."""
+        from mercurio_migrate import __version__
+        from mercurio_migrate.database import APPLICATION_NAME, libpq_options
+
+        self._wait()
+        options = libpq_options(self.target_url, self._session_options())
+        session = None
+        if options is not None:
+            session = libpq.Session.open(self.target_url, f"{APPLICATION_NAME} {__version__}", options,
+                                         database=name or self.name)
+        return session or _connect(self.url(name), options=self._session_options())
+
+    def _session_options(self) -> dict[str, str]:
         # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.
-        return _connect(self.url(name), options=self.options | {"synchronous_commit": "off"})
+        return self.options | {"synchronous_commit": "off"}
 
 
 def _literal(text: str) -> str:

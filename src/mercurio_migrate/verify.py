@@ -183,7 +183,7 @@ class _Runner:
     def parse(self, migrations: list[Migration], ahead: ParseAhead | None = None
               ) -> tuple[dict[str, Script], dict[str, Script]]:
         """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early.
-        ``ahead``: parse_ahead(migrations), started before the scratch database and psycopg."""
+        ``ahead``: parse_ahead(migrations), started before the scratch database."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
         scripts = self.engine.parse_all(pairs, ahead)
         # verify.sql too, as `up` does it, so that no file is parsed (nor pglast imported) between two runs
@@ -204,7 +204,7 @@ class _Runner:
 
 def parse_ahead(migrations: list[Migration]) -> ParseAhead:
     """Their migration.sql, rollback.sql and verify.sql parsed by a child process on the other processor, while this
-    one creates the scratch database and imports psycopg (see sqlscript.ParseAhead)."""
+    one creates the scratch database and imports the engine (see sqlscript.ParseAhead)."""
     return ParseAhead([f.text for m in migrations for f in (m.migration, m.rollback, m.extras.get("verify.sql")) if f])
 
 
@@ -274,7 +274,7 @@ class _Verification:
 
     def _connect(self) -> None:
         with self.clock("scratch database"):
-            self.conn = self.scratch.connect()
+            self.conn = self.scratch.session()
 
     def _disconnect(self) -> None:
         if self.conn is not None:
@@ -378,7 +378,7 @@ class _Verification:
         try:
             with self.clock("scratch database"):
                 self.scratch.create(copy, template=self.scratch.name)
-                conn = self.scratch.connect(copy)
+                conn = self.scratch.session(copy)
             try:
                 return self._round_trip(conn, migration, check, s0, s1, has_fixture=has_fixture)
             finally:
@@ -542,11 +542,13 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
             f"(SELECT count(*) FROM (SELECT {stashed} FROM {stash} EXCEPT ALL SELECT {current} FROM {live.sql_name}) q), "
             f"{_checksum(f'SELECT ROW({stashed})::text FROM {stash}')}, "
             f"{_checksum(f'SELECT ROW({current})::text FROM {live.sql_name}')}, "
-            f"ARRAY[{per_column}]::bigint[], ARRAY[{dropped_values}]::bigint[], "
+            f"array_to_string(ARRAY[{per_column}]::bigint[], ','), array_to_string(ARRAY[{dropped_values}]::bigint[], ','), "
             f"{_lit(','.join(shared))}, {_lit(','.join(dropped))}")
     if parts:
         for (name, before_rows, after_rows, lost, sum_before, sum_after, per_column, dropped_values, shared,
              dropped) in conn.execute("\nUNION ALL\n".join(parts)).fetchall():
+            # every value as text or an integer: the same rows on psycopg and on a libpq.Session
+            per_column, dropped_values = _integers(per_column), _integers(dropped_values)
             shared_cols = shared.split(",") if shared else []
             details = {"table": name, "rows_before": before_rows, "rows_after": after_rows, "rows_lost": lost,
                        "columns_compared": shared_cols, "checksum_before": sum_before, "checksum_after": sum_after}
@@ -596,6 +598,10 @@ def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, wa
     return out
 
 
+def _integers(text: str) -> list[int]:
+    return [int(value) for value in text.split(",")] if text else []
+
+
 def _declared(text: str, warning: str) -> str:
     return f"{text} (expected: the rollback declares \"WARNING: {warning.splitlines()[0]}\")" if warning else text
 
@@ -605,7 +611,7 @@ def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migrati
                       ahead: ParseAhead | None = None) -> Snapshot:
     runner = _Runner(engine, scratch)
     up, _ = runner.parse(migrations, ahead)
-    conn = scratch.connect()
+    conn = scratch.session()
     try:
         runner.engine.ensure_tables(conn)
         try:  # in batches, as `up` runs them
@@ -618,13 +624,29 @@ def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migrati
         conn.close()
 
 
+def _read_target(engine: Engine) -> tuple[dict, Snapshot]:
+    """The target's history and schema: through libpq directly when it can (no psycopg to import), else psycopg."""
+    from mercurio_migrate import libpq
+
+    session = engine.open_quickly()
+    if session is not None:
+        try:
+            applied = engine.read_history_quickly(session=session)
+            if applied is not None:
+                return applied, snapshot.take(session)
+        except (MercurioError, libpq.Failed):
+            pass  # the ordinary path below reports it with its full context
+        finally:
+            session.close()
+    with engine.session(lock=False) as conn:
+        return engine.read_history(conn), snapshot.take(conn)
+
+
 def drift(engine: Engine) -> DriftReport:
     """The target's schema against a scratch database migrated to the versions the target has applied."""
     found = discover(engine.settings.migrations_dir)
     warnings = [str(w) for w in found.warnings]
-    with engine.session(lock=False) as conn:
-        applied = engine.read_history(conn)
-        actual = snapshot.take(conn)
+    applied, actual = _read_target(engine)
     on_disk = found.by_version()
     missing = [f"{v}_{row.name}" for v, row in sorted(applied.items()) if v not in on_disk]
     if missing:
