@@ -25,13 +25,12 @@ CONNECTION_OK = 0
 PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_FATAL_ERROR = 2, 0, 7
 PQTRANS_IDLE = 0
 PQPING_OK = 0
-PGRES_COMMAND_OK = 1
 PG_DIAG_SQLSTATE, PG_DIAG_MESSAGE_PRIMARY = ord("C"), ord("M")
 # the fields of an error report ServerError keeps (PQresultErrorField's codes, as psycopg's Diagnostic names them)
 _DIAG_FIELDS = {"severity": "S", "sqlstate": "C", "message_primary": "M", "message_detail": "D",
                 "message_hint": "H", "statement_position": "P", "context": "W", "schema_name": "s",
                 "table_name": "t", "column_name": "c", "constraint_name": "n"}
-# result columns given as Python values by Session.execute (as psycopg gives them); every other type as text
+# result columns Session.execute gives as Python values (_CONVERTERS)
 BOOL_OID, INT_OIDS = 16, frozenset({20, 21, 23, 26})  # boolean; int8, int2, int4, oid
 
 
@@ -254,24 +253,7 @@ class Session:
     def results(self, sql: str) -> list[Result]:
         """One Result per statement of ``sql`` run (sent as one message), up to and including the first
         that failed (the server skips the rest)."""
-        self.send(sql)
-        lib, out = self._lib, []
-        while result := lib.PQgetResult(self._handle):
-            try:
-                status = lib.PQresultStatus(result)
-                if status == PGRES_EMPTY_QUERY or (out and not out[-1].ok):
-                    continue
-                if status == PGRES_FATAL_ERROR:
-                    out.append(Result(False))
-                    continue
-                value = None
-                if status == PGRES_TUPLES_OK and lib.PQntuples(result) and lib.PQnfields(result) \
-                        and not lib.PQgetisnull(result, 0, 0):
-                    value = lib.PQgetvalue(result, 0, 0).decode("utf-8", "replace")
-                out.append(Result(True, value))
-            finally:
-                lib.PQclear(result)
-        return out
+        return [Result(r.ok, r.value) for r in self.script(sql)]
 
     def script(self, sql: str) -> list[ScriptResult]:
         """One ScriptResult per statement of ``sql`` run (sent as one message), up to and including the first
@@ -353,12 +335,14 @@ class Session:
                 width = lib.PQnfields(result)
                 if last_only and lib.PQresultStatus(result) == PGRES_TUPLES_OK:
                     rows = []
-                convert = [_converter(lib.PQftype(result, column)) for column in range(width)] if typed else None
+                convert = [_CONVERTERS.get(lib.PQftype(result, column)) for column in range(width)] if typed else []
+                if not any(convert):
+                    convert = []
                 for row in range(lib.PQntuples(result)):
                     values = tuple(None if isnull(result, row, column) else get(result, row, column).decode()
                                    for column in range(width))
                     if convert:
-                        values = tuple(v if v is None else f(v) for f, v in zip(convert, values))
+                        values = tuple(v if v is None or f is None else f(v) for f, v in zip(convert, values))
                     rows.append(values)
             finally:
                 lib.PQclear(result)
@@ -376,9 +360,5 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "replace")
 
 
-def _converter(type_oid: int):
-    if type_oid == BOOL_OID:
-        return lambda text: text == "t"
-    if type_oid in INT_OIDS:
-        return int
-    return str
+# Session.execute's Python values by type OID, as psycopg gives them; every other type stays text
+_CONVERTERS = {BOOL_OID: lambda text: text == "t", **dict.fromkeys(INT_OIDS, int)}

@@ -310,29 +310,28 @@ class _Verification:
     def _build_base(self, base: list[Migration]) -> bool:
         """Apply the migrations before --from, unchecked: in batches (as `up` does), or one at a time, each
         followed by its fixture, under --data. False (with the failure as a finding) when one fails."""
-        items = [(m, self.up[m.version]) for m in base]
-        try:
-            with self.clock("migrations"):
-                if not self.report.data:
-                    self.runner.engine.run_steps(self.conn, items, "up")
-                    return True
-        except MigrationFailed as failure:
-            self._base_failed(base, failure.version, "apply", f"failed to apply: {failure.message}")
-            return False
+        if not self.report.data:
+            try:
+                with self.clock("migrations"):
+                    self.runner.engine.run_steps(self.conn, [(m, self.up[m.version]) for m in base], "up")
+            except MigrationFailed as failure:
+                self._base_failed(next(m for m in base if m.version == failure.version), "apply",
+                                  f"failed to apply: {failure.message}")
+                return False
+            return True
         for migration in base:
             failure = self.runner.run(self.conn, migration, self.up[migration.version], "up")
             if failure:
-                self._base_failed(base, migration.version, "apply", f"failed to apply: {failure.message}")
+                self._base_failed(migration, "apply", f"failed to apply: {failure.message}")
                 return False
             fixture = migration.extras.get("fixture.sql")
             error = run_fixture(self.conn, fixture) if fixture else None
             if error:
-                self._base_failed(base, migration.version, "fixture", f"fixture.sql failed: {error}")
+                self._base_failed(migration, "fixture", f"fixture.sql failed: {error}")
                 return False
         return True
 
-    def _base_failed(self, base: list[Migration], version: str, phase: str, what: str) -> None:
-        migration = next(m for m in base if m.version == version)
+    def _base_failed(self, migration: Migration, phase: str, what: str) -> None:
         check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
         check.findings.append(Finding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
                                       migration.id))

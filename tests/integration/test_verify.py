@@ -252,6 +252,18 @@ def test_from_reports_a_base_migration_that_fails_to_apply(database_url, tmp_pat
     assert 'relation "nope" does not exist' in message
 
 
+def test_from_with_data_reports_a_base_fixture_that_fails(database_url, tmp_path):
+    write_migration(tmp_path, A, "CREATE TABLE a (id int PRIMARY KEY);", "DROP TABLE a;",
+                    fixture="INSERT INTO a VALUES (1);\nINSERT INTO nope VALUES (2);")
+    write_migration(tmp_path, B, "CREATE TABLE b (id int);", "DROP TABLE b;")
+    report = verify(engine_for(database_url, tmp_path), start=B, data=True)
+    (check,) = report.migrations
+    assert check.id == A and check.status == "failed"
+    (message,) = errors(report)
+    assert message.startswith(f"{A} (before --from, applied unchecked) fixture.sql failed:")
+    assert 'fixture.sql:2:13: relation "nope" does not exist' in message
+
+
 def test_from_on_the_command_line(cli, tmp_path):
     folder = tmp_path / "migrations"
     write_migration(folder, A, "CREATE TABLE a (id int);", "DROP TABLE a;")
