@@ -127,7 +127,7 @@ def status(obj: Context) -> None:
             {"version": s.version, "name": s.name, "state": s.state,
              "applied_at": s.applied_at.isoformat() if s.applied_at else None, "checksum": s.checksum,
              "purpose": s.purpose, "execution_ms": s.execution_ms, "records_processed": s.records_processed,
-             "drifted_files": list(s.drifted_files), "header": s.header}
+             "drifted_files": list(s.drifted_files), "header": s.header, "partial": s.partial}
             for s in states]})
         return
     from mercurio_migrate.output import table
@@ -143,6 +143,9 @@ def status(obj: Context) -> None:
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1
     print(", ".join(f"{n} {state}" for state, n in counts.items()))
+    for s in states:
+        if s.partial:
+            print(f"{s.version}_{s.name}: {s.partial}")
 
 
 @cli.command()
@@ -207,6 +210,20 @@ def _print_run(obj: Context, result) -> None:
             print("\nchanges by this run:\n" + render(result.validation))
 
 
+def _check_writable(path: Path, option: str) -> None:
+    """Before anything runs: an output file can be written where it is asked for."""
+    from mercurio_migrate.errors import UsageError
+
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; nothing was run", hint="Give a file path.")
+    if not parent.is_dir():
+        raise UsageError(f"{option} {path}: the folder {parent} does not exist; nothing was run",
+                         hint="Create the folder first, or write the file elsewhere.")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable; nothing was run", hint="Write the file elsewhere.")
+
+
 def safety_options(command):
     """Lock and timeout flags shared by `up` and `down` (defaults from env or pyproject.toml)."""
     options = [
@@ -219,6 +236,8 @@ def safety_options(command):
                      help="When sessions would block us, wait up to SECONDS for them instead of refusing."),
         click.option("--no-preflight", "preflight", flag_value=False, default=None,
                      help="Skip the check for long or idle-in-transaction sessions and waiting locks."),
+        click.option("--lock-wait", type=click.FloatRange(min=0), metavar="SECONDS",
+                     help="Longest wait for the migration lock while another run holds it (default 600)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -226,7 +245,7 @@ def safety_options(command):
 
 
 def _take_safety(obj: Context, kwargs: dict) -> None:
-    for key in ("lock_timeout", "statement_timeout", "lock_retries", "wait_for_clear", "preflight"):
+    for key in ("lock_timeout", "statement_timeout", "lock_retries", "wait_for_clear", "preflight", "lock_wait"):
         obj.safety_overrides[key] = kwargs.pop(key, None)
 
 
@@ -245,6 +264,8 @@ def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool, validate_
        dump_path: Path | None, **safety) -> None:
     """Apply pending migrations in order."""
     _take_safety(obj, safety)
+    if dump_path is not None and not dry_run:
+        _check_writable(dump_path, "--dump")
     result = obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift, validate=not no_validate,
                              validate_each=validate_each, dump=dump_path is not None and not dry_run)
     if result.schema_sql is not None:
@@ -429,7 +450,7 @@ def _translate(exc: Exception):
     from mercurio_migrate.errors import ConnectionFailed, MercurioError
 
     module = type(exc).__module__ or ""
-    if module.startswith("psycopg") or module == "mercurio_migrate.libpq":  # the server or the connection
+    if module.startswith("psycopg"):  # the server or the connection
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ConnectionFailed(f"database error: {text}",
                                 hint="The connection may have been lost; nothing unfinished was recorded as applied. "

@@ -31,6 +31,7 @@ class Safety(NamedTuple):
     wait_for_clear: float | None = None  # instead of refusing, wait up to this many seconds
     long_transaction_seconds: float = 60.0  # a transaction older than this blocks the pre-flight
     allow_pooler: bool = False  # accept a connection through a (session-pooling) proxy
+    lock_wait: float = 600.0  # seconds to wait for the migration lock while another run holds it
 
 
 class Settings(NamedTuple):
@@ -71,6 +72,7 @@ _SAFETY_SOURCES: dict[str, tuple[str, type]] = {
     "wait_for_clear": ("MERCURIO_WAIT_FOR_CLEAR", float),
     "long_transaction_seconds": ("MERCURIO_LONG_TRANSACTION_SECONDS", float),
     "allow_pooler": ("MERCURIO_ALLOW_POOLER", bool),
+    "lock_wait": ("MERCURIO_LOCK_WAIT", float),
 }
 
 

@@ -23,7 +23,7 @@ class StatementResult(NamedTuple):
     ok: bool
     command_status: str
     rowcount: int
-    error: Any = None  # psycopg.Error (libpq.ServerError on a libpq.Session) for the failed statement
+    error: Any = None  # psycopg.Error for the failed statement
     value: str | None = None  # a query's first column of its first row, as text (the tool's step markers)
     rows: int | None = None  # rows a query returned (None: the statement is not a query)
     value_type: int = 0  # the type OID of a query's first column
@@ -54,14 +54,6 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
         elif "does not exist" in message and "database" in message:
             hint = "Create the database first (createdb), or point DATABASE_URL at an existing one."
         raise ConnectionFailed(f"cannot connect to {redact_url(url)}: {message}", hint=hint) from None
-
-
-def libpq_options(url: str, options: dict[str, str]) -> str | None:
-    """The `options` connect() sends, for a connection opened through libpq directly; None when the URL
-    carries options of its own (psycopg's parser then merges them: take that path)."""
-    if "options" in url.lower():
-        return None
-    return " ".join(filter(None, (os.environ.get("PGOPTIONS"), _own_options(options))))
 
 
 def _own_options(options: dict[str, str]) -> str:
@@ -97,18 +89,18 @@ def send_script(conn, sql: str) -> list[StatementResult]:
     """Send ``sql`` (one or more statements) as one simple-query message; one result per statement run.
 
     After an error the server skips the rest of the message, so the last result is the failed one.
-    ``conn``: a psycopg connection or a libpq.Session.
-    """
-    if hasattr(conn, "script"):  # a libpq.Session
-        return [StatementResult(r.ok, r.command_status, _rows_from_tag(r.command_status) if r.ok else 0, r.error,
-                                r.value, r.rows, r.value_type) for r in conn.script(sql)]
-    from psycopg import errors as pg_errors
-    from psycopg import generators, pq
+    ``conn``: a psycopg connection (driven through its documented low-level ``pgconn``).
 
-    conn.pgconn.send_query(sql.encode("utf-8"))
-    results = conn.wait(generators.execute(conn.pgconn))
+    Ctrl-C while the server works cancels the running statement and waits for the server to answer, so
+    the results of the statements that completed (a batch's committed migrations) are still read; then
+    ``Interrupted`` is raised carrying them.
+    """
+    from psycopg import errors as pg_errors
+    from psycopg import pq
+
+    raw, interrupted = _exchange(conn, sql.encode(conn.info.encoding))
     out: list[StatementResult] = []
-    for result in results:
+    for result in raw:
         status = result.status
         if status == pq.ExecStatus.FATAL_ERROR:
             error = pg_errors.error_from_result(result, encoding=conn.info.encoding)
@@ -122,10 +114,62 @@ def send_script(conn, sql: str) -> list[StatementResult]:
             rows = result.ntuples
             if result.nfields:
                 value_type = result.ftype(0)
-                raw = result.get_value(0, 0) if rows else None
-                value = None if raw is None else bytes(raw).decode("utf-8", "replace")
+                raw_value = result.get_value(0, 0) if rows else None
+                value = None if raw_value is None else bytes(raw_value).decode("utf-8", "replace")
         out.append(StatementResult(True, tag, _rows_from_tag(tag), None, value, rows, value_type))
+    if interrupted:
+        raise Interrupted(out)
     return out
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a message: ``results`` are the statements the server completed before it stopped."""
+
+    def __init__(self, results: list[StatementResult]):
+        super().__init__()
+        self.results = results
+
+
+def _exchange(conn, message: bytes) -> tuple[list, bool]:
+    """Send one simple-query message and read every result until the server is done with it, waiting on the
+    socket with select() (psycopg's documented pq API; no private helper). (results, interrupted)."""
+    import select
+
+    pgconn = conn.pgconn
+    pgconn.send_query(message)
+    while pgconn.flush():
+        select.select([], [pgconn.socket], [])
+    return _read(conn)
+
+
+def read_results(conn) -> list:
+    """Every result of the message sent last on ``conn`` (pq results, as they came)."""
+    results, interrupted = _read(conn)
+    if interrupted:
+        raise KeyboardInterrupt
+    return results
+
+
+def _read(conn) -> tuple[list, bool]:
+    import select
+
+    pgconn = conn.pgconn
+    results, interrupted = [], False
+    while True:
+        try:
+            pgconn.consume_input()
+            while pgconn.is_busy():
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+        except KeyboardInterrupt:
+            if not interrupted:
+                interrupted = True
+                conn.cancel_safe()
+            continue
+        result = pgconn.get_result()
+        if result is None:
+            return results, interrupted
+        results.append(result)
 
 
 def _rows_from_tag(tag: str) -> int:
@@ -137,8 +181,6 @@ def _rows_from_tag(tag: str) -> int:
 
 
 def in_failed_or_open_transaction(conn) -> bool:
-    if hasattr(conn, "in_transaction"):  # a libpq.Session
-        return conn.in_transaction()
     from psycopg import pq
 
     return conn.pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)

@@ -185,18 +185,9 @@ class Cluster:
     def _socket_answers(self) -> bool:
         if not (self.socket_dir / f".s.PGSQL.{PORT}").exists():
             return False
-        from mercurio_migrate import libpq
+        from psycopg import pq
 
-        answers = libpq.ping(self.conninfo("postgres"))
-        if answers is not None:
-            return answers
-        import psycopg
-
-        try:
-            psycopg.connect(self.conninfo("postgres"), connect_timeout=3).close()
-            return True
-        except psycopg.OperationalError:
-            return False
+        return pq.PGconn.ping(self.conninfo("postgres").encode()) == pq.Ping.OK
 
     def _run_as_server(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
         user = self._user

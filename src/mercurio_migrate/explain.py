@@ -31,13 +31,13 @@ from mercurio_migrate.errors import LayoutError, LayoutProblem, MercurioError
 from mercurio_migrate.layout import Migration, discover
 from mercurio_migrate.redact import redact_url
 from mercurio_migrate.sqlscript import Statement, parse
-from mercurio_migrate.verify import STASH_SCHEMA, _Runner, _select, parse_ahead, scratch_database
+from mercurio_migrate.verify import STASH_SCHEMA, _Runner, _select, scratch_database
 
 PLANS_FILE = "plans.sql"
 EXPECT = "expect-index:"
 SETUP = "explain-setup"
 DEFAULT_ROWS = 20_000
-TOOL_TABLES = ("mercurio_migrations", "migration_log")
+TOOL_TABLES = ("mercurio_migrations", "mercurio_migration_progress", "migration_log")
 # Tables other tables reference, by foreign-key depth (tenant 0, workspace 1): (rows // divisor, how many of
 # them other rows reference). Activity concentrates on 5 tenants and 25 workspaces: the planner multiplies
 # the selectivities of tenant_id and workspace_id (one determines the other), so only then does it expect
@@ -697,10 +697,9 @@ def explain(engine: Engine, *, to: str | None = None, rows: int = DEFAULT_ROWS, 
     migrations = _select(found.migrations, to)
     queries = load_plans(migrations)
     timings: dict[str, float] = {}
-    ahead = parse_ahead(migrations)
     with scratch_database(engine, keep=keep) as scratch:
         runner = _Runner(engine, scratch)
-        up, _ = runner.parse(migrations, ahead)
+        up, _ = runner.parse(migrations)
         conn = scratch.connect()
         try:
             started = time.perf_counter()

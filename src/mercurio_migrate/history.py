@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 HISTORY_TABLE = "public.mercurio_migrations"
+PROGRESS_TABLE = "public.mercurio_migration_progress"
 MIGRATION_LOG_TABLE = "migration_log"
 
 HISTORY_DDL = f"""
@@ -25,6 +26,26 @@ CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
 COMMENT ON TABLE {HISTORY_TABLE} IS 'mercurio-migrate: one row per applied migration (do not edit by hand)';
 """
 
+# Statement-by-statement migrations (autocommit, as written) commit part by part: each committed part is
+# recorded here in the same transaction as its statements, and each statement that cannot run in a
+# transaction (CREATE INDEX CONCURRENTLY, …) is recorded as started before it runs, with what the catalog
+# held then (``detail``), so that a run resumed after a crash knows exactly what committed and can recognise
+# what it built. The rows of a migration go when it is recorded as applied or rolled back.
+PROGRESS_DDL = f"""
+CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (
+    version    TEXT NOT NULL,
+    direction  TEXT NOT NULL CHECK (direction IN ('up', 'down')),
+    checksum   TEXT NOT NULL,
+    statement  INTEGER NOT NULL,
+    line       INTEGER NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('started', 'done')),
+    detail     JSONB,
+    at         TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (version, direction, statement)
+);
+COMMENT ON TABLE {PROGRESS_TABLE} IS 'mercurio-migrate: statements of an unfinished statement-by-statement migration (do not edit by hand)';
+"""
+
 # The seed's table; defaults let its own `INSERT INTO migration_log (migration_name, records_processed,
 # completed_at[, notes])` statements run verbatim.
 MIGRATION_LOG_DDL = f"""
@@ -42,8 +63,14 @@ COMMENT ON TABLE {MIGRATION_LOG_TABLE} IS 'Migration audit log: one row per appl
 # tool's own rows land in it whatever search_path a migration sets
 TABLES_EXIST_SQL = (
     f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, (SELECT format('%I.%I', n.nspname, c.relname) "
-    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('{MIGRATION_LOG_TABLE}'))"
+    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('{MIGRATION_LOG_TABLE}')), "
+    f"to_regclass('{PROGRESS_TABLE}') IS NOT NULL"
 )
+
+SELECT_PROGRESS_SQL = f"""
+SELECT version, direction, checksum, statement, line, state, detail, at
+FROM {PROGRESS_TABLE} ORDER BY version, direction, statement
+"""
 
 SELECT_HISTORY_SQL = f"""
 SELECT version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed,
@@ -85,33 +112,43 @@ _STEP_MS_EXPR = (
 STEP_END_SQL = f"SELECT set_config('mercurio.step_ms', {_STEP_MS_EXPR}::text, true)"
 STEP_MS_SQL = "current_setting('mercurio.step_ms')::numeric"
 
-# After a migration's own statements and before its COMMIT: settings it changed for the session and temp
-# tables it left go, so that the next migration starts as the first did.
-CLEAN_SESSION_SQL = "RESET ALL;\nDISCARD TEMP"
+# After a migration's own statements, before the tool records it: a role it took (SET ROLE, SET SESSION
+# AUTHORIZATION) is dropped, so that the record is written, and the next migration runs, as the user the
+# tool connected as (RESET ALL leaves the role alone). In the migration's transaction, so that a rollback
+# keeps them together.
+RESET_ROLE_STATEMENTS = ("RESET SESSION AUTHORIZATION", "RESET ROLE")
+# After the record and before COMMIT: settings it changed for the session and temp tables it left go, so
+# that the next migration starts as the first did.
+CLEAN_SESSION_STATEMENTS = ("RESET ALL", "DISCARD TEMP")
+CLEAN_SESSION_SQL = ";\n".join(CLEAN_SESSION_STATEMENTS)
+
+# The migration lock (engine.LOCK_NAMESPACE, 0) as pg_locks shows it while this session holds it
+LOCK_NAMESPACE = 1296911687  # 'MMIG'
+LOCK_HELD_SQL = (
+    "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() "
+    f"AND classid = {LOCK_NAMESPACE}::bigint::oid AND objid = 0 AND objsubid = 2 AND granted)"
+)
+# An expression that fails the statement holding it unless this session still holds the migration lock: a
+# migration that released it (pg_advisory_unlock_all()) must not be recorded, since another runner may be
+# applying the same migrations now. Plain SQL has no RAISE: the failure is a cast whose message says why
+# (made of a STABLE function's result, so that the planner cannot fold the cast, and fail, ahead of time).
+LOCK_LOST_MESSAGE = "mercurio-migrate: the migration lock was released during this migration"
+LOCK_CHECK_EXPR = (f"CASE WHEN {LOCK_HELD_SQL} THEN 0 "
+                   f"ELSE ('{LOCK_LOST_MESSAGE}' || left(pg_catalog.pg_backend_pid()::text, 0))::integer END")
+LOCK_CHECK_SQL = f"SELECT {LOCK_CHECK_EXPR}"
 
 
 _HISTORY_COLUMNS = ("version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed, "
                     "transaction_mode, client_host, tool_version")
-# a row already there (a migration recorded by `resolve`, then run) is replaced
-_ON_CONFLICT = (
-    "ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum, "
-    "rollback_checksum = EXCLUDED.rollback_checksum, applied_at = EXCLUDED.applied_at, "
-    "execution_ms = EXCLUDED.execution_ms, records_processed = EXCLUDED.records_processed, "
-    "transaction_mode = EXCLUDED.transaction_mode, applied_by = current_user, client_host = EXCLUDED.client_host, "
-    "tool_version = EXCLUDED.tool_version"
-)
-
-
 def missing_tables_ddl(has_history: bool, has_log: bool) -> str:
-    """The DDL creating whichever of the tool's two tables is absent ('' when both exist)."""
+    """The DDL creating whichever of the history table and migration_log is absent ('' when both exist)."""
     return ("" if has_history else HISTORY_DDL) + ("" if has_log else MIGRATION_LOG_DDL)
 
 
 def insert_applied_sql() -> str:
     return (
         f"INSERT INTO {HISTORY_TABLE} ({_HISTORY_COLUMNS}) VALUES ({{version}}, {{name}}, {{checksum}}, "
-        "{rollback_checksum}, clock_timestamp(), {execution_ms}, {records}, {mode}, {client_host}, {tool_version}) "
-        + _ON_CONFLICT
+        "{rollback_checksum}, clock_timestamp(), {execution_ms}, {records}, {mode}, {client_host}, {tool_version})"
     )
 
 
@@ -119,58 +156,16 @@ def delete_applied_sql() -> str:
     return f"DELETE FROM {HISTORY_TABLE} WHERE version = {{version}}"
 
 
+def clear_progress_sql() -> str:
+    """Forget a migration's statement progress (it is now recorded as applied or rolled back)."""
+    return f"DELETE FROM {PROGRESS_TABLE} WHERE version = {{version}}"
+
+
 def insert_log_sql(table: str = MIGRATION_LOG_TABLE) -> str:
     return (
         f"INSERT INTO {table} (migration_name, records_processed, completed_at, notes) "
         "VALUES ({migration_name}, {records}, clock_timestamp(), {notes})"
     )
-
-
-# The same history read for the libpq fast path (text values): applied_at as epoch microseconds, so that
-# no DateStyle can change how it reads; the server's flags that make a no-op `up` refuse are read with it.
-SERVER_FLAGS_SQL = (
-    f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, pg_is_in_recovery(), "
-    "current_setting('transaction_read_only') = 'on'"
-)
-SELECT_HISTORY_JSON_SQL = f"""
-SELECT coalesce(json_agg(json_build_array(version, name, checksum, rollback_checksum,
-       (extract(epoch FROM applied_at) * 1000000)::bigint, execution_ms, records_processed, transaction_mode,
-       applied_by, client_host, tool_version) ORDER BY version), '[]')
-FROM {HISTORY_TABLE}
-"""
-
-
-def rows_from_json(document: str, timezone: str | None) -> dict[str, HistoryRow]:
-    """HistoryRows from SELECT_HISTORY_JSON_SQL (one value for the whole table: one call into libpq, one
-    json.loads), applied_at in the session's time zone as psycopg gives it."""
-    import json
-    from datetime import UTC, timedelta
-
-    zone = _zone(timezone)
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    out = {}
-    for version, name, checksum, rollback, micros, ms, records, mode, by, host, tool in json.loads(document):
-        applied_at = (epoch + timedelta(microseconds=micros)).astimezone(zone)
-        out[version] = HistoryRow(version, name, checksum, rollback, applied_at, float(ms), records, mode, by,
-                                  host, tool)
-    return out
-
-
-_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "GMT", "Etc/GMT", "Universal", "Etc/Universal", "Zulu",
-                        "Etc/Zulu"})
-
-
-def _zone(name: str | None):
-    from datetime import UTC
-
-    if not name or name in _UTC_NAMES:  # the usual server setting: no need to load the zone database
-        return UTC
-    try:
-        from zoneinfo import ZoneInfo
-
-        return ZoneInfo(name)
-    except (KeyError, OSError, ValueError):
-        return UTC
 
 
 # --- a batch's bookkeeping as prepared statements ---------------------------------------------------
@@ -187,7 +182,7 @@ def batch_statement_names(token: str) -> tuple[str, str]:
     return f"mercurio_step_start_{token}", f"mercurio_record_{token}"
 
 
-def batch_prepare_sql(token: str, direction: str, log_table: str) -> str:
+def batch_prepare_sql(token: str, direction: str, log_table: str, check_lock: bool = True) -> str:
     """PREPARE the step-start marker and the record statement (EXECUTE record(version, name, checksum,
     rollback_checksum, mode, client_host, tool_version, migration_id))."""
     start, record = batch_statement_names(token)
@@ -197,12 +192,13 @@ def batch_prepare_sql(token: str, direction: str, log_table: str) -> str:
            "round(ms, 1) || ' ms)' FROM step)")
     if direction == "up":
         change = (f"applied AS (INSERT INTO {HISTORY_TABLE} ({_HISTORY_COLUMNS}) SELECT $1, $2, $3, $4, "
-                  f"clock_timestamp(), ms, 0, $5, $6, $7 FROM step {_ON_CONFLICT})")
+                  f"clock_timestamp(), ms, 0, $5, $6, $7 FROM step)")
     else:
         change = f"removed AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1)"
     return (f"PREPARE {start} AS {STEP_START_SQL};\n"
             f"PREPARE {record} (text, text, text, text, text, text, text, text) AS "
-            f"WITH step AS (SELECT {_STEP_MS_EXPR} AS ms), {change}, {log} SELECT ms FROM step;\n")
+            f"WITH step AS (SELECT {_STEP_MS_EXPR}{' + ' + LOCK_CHECK_EXPR if check_lock else ''} AS ms), {change}, "
+            f"{log} SELECT ms FROM step;\n")
 
 
 def batch_deallocate_sql(token: str) -> str:

@@ -2,10 +2,8 @@
 server (or the embedded one), created from template0 with the target's encoding and collation, and
 dropped afterwards; the target itself is never written to.
 
-A light module (no psycopg, no engine) on purpose: the command creates the scratch database through libpq
-first thing, and the server builds it (a few hundred milliseconds) while this process imports the engine
-and the migrations are parsed. ``session`` then opens the scratch database through libpq too (psycopg only
-when libpq cannot be used).
+The command sends CREATE DATABASE first thing (``create(wait=False)``) and the server builds it while this
+process parses the migrations; the first connection to it waits for it.
 """
 
 from __future__ import annotations
@@ -13,28 +11,25 @@ from __future__ import annotations
 import secrets
 import time
 
-from mercurio_migrate import libpq
 from mercurio_migrate.errors import ConnectionFailed, MercurioError
-from mercurio_migrate.libpq import Failed as _Failed
 from mercurio_migrate.redact import redact_url
 
 SCRATCH_PREFIX = "mercurio_verify_"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
 
-def _libpq_session(url: str):
-    """The maintenance session through libpq itself (mercurio_migrate.libpq.Session), without importing
-    psycopg: the server creates the scratch database on the other processor while this process imports
-    the rest and parses the migrations. It connects to the target database (only to read pg_database and run
-    CREATE and DROP DATABASE, which act on the server); None whenever that is not possible."""
-    from mercurio_migrate import __version__
-    from mercurio_migrate.database import APPLICATION_NAME
+class _Failed(Exception):
+    """A maintenance statement failed (its SQLSTATE and message)."""
 
-    return libpq.Session.open(url, f"{APPLICATION_NAME} {__version__}")
+    def __init__(self, sqlstate: str, message: str):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
 
 
-class _PsycopgSession:
-    """The maintenance session through psycopg, on the `postgres` (or `template1`) database of the server."""
+class _MaintenanceSession:
+    """The session that creates and drops scratch databases: one statement can be sent and its answer read
+    later (``send`` / ``finish``), so that the server builds a database while the caller goes on."""
 
     def __init__(self, conn):
         self._conn = conn
@@ -47,10 +42,12 @@ class _PsycopgSession:
         self._conn.pgconn.send_query(sql.encode("utf-8"))
 
     def finish(self) -> list[tuple]:
-        from psycopg import generators, pq
+        from psycopg import pq
+
+        from mercurio_migrate.database import read_results
 
         failure, rows = None, []
-        for result in self._conn.wait(generators.execute(self._conn.pgconn)):
+        for result in read_results(self._conn):
             if result.status == pq.ExecStatus.FATAL_ERROR and failure is None:
                 failure = _Failed((result.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode(),
                                   (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode())
@@ -75,23 +72,25 @@ class Scratch:
         self.created: list[str] = []
         self._pending: str | None = None  # a database being created (create(wait=False))
         self._on_target = True  # the maintenance session is connected to the target database
-        self.maintenance = _libpq_session(target_url) or self._maintenance_connection()
+        self.maintenance = self._maintenance_connection()
 
     def url(self, database: str | None = None) -> str:
         """The target's URL naming ``database`` (the scratch database) instead, as a key=value string."""
-        url = libpq.conninfo(self.target_url, dbname=database or self.name)
-        if url is None:
-            from psycopg.conninfo import make_conninfo
+        from psycopg.conninfo import make_conninfo
 
-            url = make_conninfo(self.target_url, dbname=database or self.name)
-        return url
+        return make_conninfo(self.target_url, dbname=database or self.name)
 
-    def _maintenance_connection(self) -> _PsycopgSession:
-        failure: ConnectionFailed | None = None
+    def _maintenance_connection(self) -> _MaintenanceSession:
+        """On the target database itself (CREATE and DROP DATABASE act on the server), else on `postgres` or
+        `template1` of the same server."""
+        try:
+            return _MaintenanceSession(_connect(self.target_url))
+        except ConnectionFailed as exc:
+            failure: ConnectionFailed = exc
         self._on_target = False
         for database in MAINTENANCE_DATABASES:
             try:
-                return _PsycopgSession(_connect(self.url(database)))
+                return _MaintenanceSession(_connect(self.url(database)))
             except ConnectionFailed as exc:
                 failure = failure or exc
         raise ConnectionFailed(
@@ -183,18 +182,8 @@ class Scratch:
         return _connect(self.url(name), options=self._session_options())
 
     def session(self, name: str | None = None):
-        """A session on the scratch database (or on ``name``) through libpq itself (libpq.Session: what verify,
-        drift and dump need of a connection, without importing psycopg), else through psycopg."""
-        from mercurio_migrate import __version__
-        from mercurio_migrate.database import APPLICATION_NAME, libpq_options
-
-        self._wait()
-        options = libpq_options(self.target_url, self._session_options())
-        session = None
-        if options is not None:
-            session = libpq.Session.open(self.target_url, f"{APPLICATION_NAME} {__version__}", options,
-                                         database=name or self.name)
-        return session or _connect(self.url(name), options=self._session_options())
+        """A connection to the scratch database (or to ``name``)."""
+        return self.connect(name)
 
     def _session_options(self) -> dict[str, str]:
         # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.

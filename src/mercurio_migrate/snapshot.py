@@ -38,7 +38,7 @@ INLINE_LIMIT = 120
 def tool_tables() -> tuple[str, ...]:
     """The tool's own tables, schema-qualified, as every snapshot and data check leaves them out."""
     log = history.MIGRATION_LOG_TABLE
-    return (history.HISTORY_TABLE, log if "." in log else f"public.{log}")
+    return (history.HISTORY_TABLE, history.PROGRESS_TABLE, log if "." in log else f"public.{log}")
 
 
 @dataclass(frozen=True)
@@ -673,10 +673,7 @@ def _start_snapshot(conn, statement: _Statement, arguments: str, replan: bool = 
         start, end, after_error = _READ_ONLY
     execute = f"EXECUTE {statement.name} {arguments}"
     prepare_and_execute = f"{_prepare_sql(statement)};\n{execute}"
-    known = getattr(conn, "prepared", None)  # a libpq.Session knows what it prepared; psycopg's is asked
-    if known is not None and statement.name not in known:
-        body = prepare_and_execute  # never prepared on this session: no failed EXECUTE first
-    elif replan:
+    if replan:
         # DEALLOCATE first (not prepared yet: it fails with 26000 and the statement is prepared below)
         body = f"DEALLOCATE {statement.name};\n{prepare_and_execute}"
     else:
@@ -692,8 +689,6 @@ def _start_snapshot(conn, statement: _Statement, arguments: str, replan: bool = 
         if isinstance(outcome, Exception):
             _one_message(conn, after_error)
             raise outcome
-        if known is not None:
-            known.add(statement.name)
         return outcome
 
     return finish
@@ -707,19 +702,16 @@ def _one_message(conn, sql: str) -> list[str] | Exception:
 
 
 def _send_message(conn, sql: str) -> None:
-    if hasattr(conn, "finish_last_row"):  # a libpq.Session (up's quick path)
-        conn.send(sql)
-    else:
-        conn.pgconn.send_query(sql.encode("utf-8"))
+    conn.pgconn.send_query(sql.encode("utf-8"))
 
 
 def _finish_message(conn) -> list[str] | Exception:
-    if hasattr(conn, "finish_last_row"):
-        return conn.finish_last_row()
-    from psycopg import errors, generators, pq
+    from psycopg import errors, pq
+
+    from mercurio_migrate.database import read_results
 
     last = None
-    for result in conn.wait(generators.execute(conn.pgconn)):
+    for result in read_results(conn):
         if result.status == pq.ExecStatus.FATAL_ERROR:
             return errors.error_from_result(result, encoding=conn.info.encoding)
         if result.status == pq.ExecStatus.TUPLES_OK:

@@ -7,8 +7,6 @@ strings, dollar-quoted function bodies and comments are handled exactly as Postg
 from __future__ import annotations
 
 import bisect
-import os
-import sys
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -220,19 +218,22 @@ def _line_starts(text: str) -> list[int]:
 
 
 def parse_outcome(text: str, keep_trees: bool = True) -> tuple:
-    """What PostgreSQL's parser makes of a file, as plain data (a child process computes it; see ParseAhead):
+    """What PostgreSQL's parser makes of a file, as plain data:
     ("parsed", the JSON parse tree, a row per statement, the decoded trees or None) or ("error", message,
     offset). A row: (start, end, line, column, kind, transaction control, cannot run in a transaction), the
     offsets in characters, the end before any ';' and trailing blanks. ``keep_trees``: False drops the decoded
     trees (a child sends the JSON instead: decoding again is cheaper than sending objects)."""
     import json
 
-    from mercurio_migrate.pgquery import ParseFailed, parse_json
+    from pglast.parser import ParseError, parse_sql_json
 
     try:
-        json_text = parse_json(text)
-    except ParseFailed as exc:
-        return ("error", exc.message, int(exc.offset or 0))
+        json_text = parse_sql_json(text)
+    except ParseError as exc:
+        message = str(exc.args[0]) if exc.args else str(exc)
+        position = exc.args[1] if len(exc.args) > 1 else None  # pglast gives a 0-based character index
+        offset = position if isinstance(position, int) and 0 <= position <= len(text) else 0
+        return ("error", message, offset)
     raw_statements = json.loads(json_text).get("stmts", [])
     to_char = _byte_to_char(text)
     line_starts = _line_starts(text)
@@ -242,7 +243,7 @@ def parse_outcome(text: str, keep_trees: bool = True) -> tuple:
         byte_length = raw.get("stmt_len", 0)
         start = to_char(byte_start)
         end = to_char(byte_start + byte_length) if byte_length else len(text)
-        end = start + len(text[start:end].rstrip())
+        end = _code_end(text, start, end)
         line = bisect.bisect_right(line_starts, start)
         tree = raw["stmt"]
         (kind, fields), = tree.items()
@@ -272,6 +273,24 @@ def parse(text: str, path: str | Path = "<sql>", *, outcome: tuple | None = None
     return Script(path=path, text=text, statements=statements, mode=_mode(statements))
 
 
+def _code_end(text: str, start: int, end: int) -> int:
+    """Where a statement's code ends: before the ';', trailing blanks and trailing comments. The parser's
+    boundary runs up to the ';' (or to the end of the file), so a comment there would belong to the
+    statement's text, and anything the tool sends after it (a ';', its own SQL) would land inside the
+    comment. Only a statement whose tail may be a comment is scanned (the scanner knows comments from
+    strings)."""
+    end = start + len(text[start:end].rstrip())
+    tail = text[start:end]
+    if "--" not in tail[tail.rfind("\n") + 1:] and not tail.endswith("*/"):
+        return end
+    from pglast.parser import scan
+
+    code = [token for token in scan(tail) if token.name not in ("SQL_COMMENT", "C_COMMENT")]
+    if not code:
+        return end
+    return start + code[-1].end + 1  # pglast gives character offsets, the end inclusive
+
+
 def _byte_to_char(text: str):
     """libpg_query reports UTF-8 byte offsets; Python slices by character."""
     if text.isascii():
@@ -299,132 +318,3 @@ def mode_of(controls: list[str | None], has_non_transactional: bool) -> Mode:
     ):
         return Mode.OWN_TRANSACTION
     return Mode.AS_WRITTEN
-
-
-class ParseAhead:
-    """parse_outcome() of several files in a forked child process, while this process goes on (reading
-    the history, connecting, taking the lock): loading the parser and parsing then use the second processor.
-    ``outcomes()`` gives them in order, or None whenever that did not work (no fork on this platform, other
-    threads running, the child failed): the caller then parses in-process, which is always correct.
-
-    ``ParseAhead(texts)`` parses all of ``texts``. ``ParseAhead(candidates, choose_later=True)`` forks at
-    once and the child loads the parser while this process finds out which of the
-    candidates it needs; ``choose(indices)`` then says which to parse (none: the child just exits)."""
-
-    def __init__(self, texts: list[str], choose_later: bool = False):
-        self._candidates = texts
-        self._texts: list[str] = [] if choose_later else texts
-        self._pid: int | None = None
-        self._reader: int | None = None
-        self._chooser: int | None = None
-        self._by_text: dict[str, tuple] | None = None
-        self._chosen: set[str] | None = None
-        if not texts or not _can_fork():
-            return
-        pipes: list[int] = []
-        try:
-            reader, writer = os.pipe()
-            pipes += (reader, writer)
-            choice_reader, chooser = os.pipe() if choose_later else (None, None)
-            pipes += (choice_reader, chooser) if choose_later else ()
-            pid = os.fork()
-        except OSError:  # no pipe or no process to spare: parse in this process
-            for descriptor in pipes:
-                os.close(descriptor)
-            return
-        if pid == 0:  # the child: parse, send, exit without running the parent's clean-ups
-            status = 1
-            try:
-                os.close(reader)
-                import marshal
-
-                if chooser is not None:
-                    os.close(chooser)
-                    from mercurio_migrate import pgquery
-
-                    pgquery.native()  # load the parser while waiting
-
-                    with os.fdopen(choice_reader, "rb") as source:
-                        choice = source.read()
-                    texts = [self._candidates[i] for i in marshal.loads(choice)] if choice else []
-                data = marshal.dumps([parse_outcome(text, keep_trees=False) for text in texts])
-                with os.fdopen(writer, "wb") as out:
-                    out.write(data)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(writer)
-        if chooser is not None:
-            os.close(choice_reader)
-        self._pid, self._reader, self._chooser = pid, reader, chooser
-
-    def choose(self, indices: list[int]) -> None:
-        """Which of the candidates to parse (indices into them); an empty list ends the child."""
-        if self._chooser is None:
-            return
-        import marshal
-
-        self._texts, self._chosen = [self._candidates[i] for i in indices], None
-        try:
-            if indices:
-                os.write(self._chooser, marshal.dumps(indices))
-        finally:
-            os.close(self._chooser)
-            self._chooser = None
-        if not indices:  # nothing to parse: end the child now
-            self.close()
-
-    def close(self) -> None:
-        """End the child if its outcomes were never read (nothing chosen, or the command stopped first)."""
-        if self._chooser is not None:
-            os.close(self._chooser)
-            self._chooser = None
-        if self._pid is not None:
-            import signal
-
-            os.close(self._reader)
-            try:
-                os.kill(self._pid, signal.SIGKILL)
-            except OSError:
-                pass
-            os.waitpid(self._pid, 0)
-            self._pid = self._reader = None
-
-    def computes(self, text: str) -> bool:
-        """Whether the child was given ``text`` to parse (and ``outcome`` will wait for it)."""
-        if self._chosen is None:
-            self._chosen = set(self._texts) if self._pid is not None or self._by_text else set()
-        return text in self._chosen
-
-    def outcome(self, text: str) -> tuple | None:
-        """parse_outcome(text) if the child computed it, else None (then parse in-process)."""
-        if self._by_text is None:
-            self._by_text = dict(zip(self._texts, self.outcomes() or ()))
-        return self._by_text.get(text)
-
-    def outcomes(self) -> list[tuple] | None:
-        if self._chooser is not None:  # never told what to parse: nothing was
-            self.choose([])
-        if self._pid is None:
-            return None
-        import marshal
-
-        try:
-            with os.fdopen(self._reader, "rb") as source:
-                data = source.read()
-        finally:
-            _, status = os.waitpid(self._pid, 0)
-            self._pid = None
-        if status != 0:
-            return None
-        try:
-            return marshal.loads(data)
-        except (EOFError, ValueError, TypeError):
-            return None
-
-
-def _can_fork() -> bool:
-    if not hasattr(os, "fork") or os.environ.get("MERCURIO_NO_PARSE_AHEAD"):
-        return False
-    threading = sys.modules.get("threading")  # forking a process with other threads is not safe
-    return threading is None or threading.active_count() == 1

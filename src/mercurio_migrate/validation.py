@@ -37,6 +37,7 @@ class RowCount:
 class Capture:
     schema: Snapshot
     row_counts: dict[str, RowCount]  # by table display name (tables holding rows: partitioned parents left out)
+    uncounted: dict[str, str] = field(default_factory=dict)  # table → why it could not be counted (locked)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,6 @@ def _with_row_counts(conn, schema: Snapshot, exact_row_threshold: int) -> Captur
     if not tables:
         return Capture(schema, {})
     sql_names = dict(tables)
-    # int(): the quick path's libpq session gives every value as text
     estimates = {name: (int(estimate), int(size)) for name, estimate, size in
                  conn.execute(ESTIMATES_SQL, ([sql_names[name] for name, _ in tables],)).fetchall()}
     counts: dict[str, RowCount] = {}
@@ -147,11 +147,42 @@ def _with_row_counts(conn, schema: Snapshot, exact_row_threshold: int) -> Captur
             to_count.append(name)
         else:
             counts[name] = RowCount(estimate if estimate >= 0 else None, False)
+    uncounted: dict[str, str] = {}
     if to_count:
-        query = " UNION ALL ".join(f"SELECT {i}, count(*) FROM {sql_names[name]}" for i, name in enumerate(to_count))
-        for index, rows in conn.execute(query).fetchall():
-            counts[to_count[int(index)]] = RowCount(int(rows), True)
-    return Capture(schema, dict(sorted(counts.items())))
+        counts.update(_count_rows(conn, [(name, sql_names[name]) for name in to_count], uncounted))
+    return Capture(schema, dict(sorted(counts.items())), uncounted)
+
+
+def _count_rows(conn, tables: list[tuple[str, str]], uncounted: dict[str, str]) -> dict[str, RowCount]:
+    """Exact counts, never waiting for a lock: a table another session holds a conflicting lock on (an
+    ALTER TABLE in progress, a LOCK TABLE) is named in ``uncounted`` and left out. One query when nothing is
+    locked; table by table otherwise."""
+    from psycopg import errors
+
+    def count(batch: list[tuple[str, str]]) -> dict[str, RowCount]:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("LOCK TABLE " + ", ".join(sql for _, sql in batch) + " IN ACCESS SHARE MODE NOWAIT")
+            query = " UNION ALL ".join(f"SELECT {i}, count(*) FROM {sql}" for i, (_, sql) in enumerate(batch))
+            found = {batch[int(i)][0]: RowCount(int(rows), True) for i, rows in conn.execute(query).fetchall()}
+        finally:
+            conn.execute("ROLLBACK")
+        return found
+
+    try:
+        return count(tables)
+    except errors.LockNotAvailable:
+        pass
+    from mercurio_migrate import locks
+
+    counts = {}
+    for name, sql in tables:
+        try:
+            counts.update(count([(name, sql)]))
+        except errors.LockNotAvailable:
+            holders = locks.holders(conn, [sql])
+            uncounted[name] = "locked by " + ("; ".join(h.describe() for h in holders) or "another session")
+    return counts
 
 
 def compare(before: Capture, after: Capture) -> ValidationReport:
@@ -161,6 +192,8 @@ def compare(before: Capture, after: Capture) -> ValidationReport:
     changed = [d for d in differences if d.status == "changed"]
     rows = []
     for table in sorted(set(before.row_counts) | set(after.row_counts)):
+        if table in before.uncounted or table in after.uncounted:
+            continue
         old, new = before.row_counts.get(table), after.row_counts.get(table)
         if old is None or new is None or old.rows != new.rows:
             rows.append(TableRows(table, old, new))

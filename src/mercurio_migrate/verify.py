@@ -29,7 +29,7 @@ from mercurio_migrate.layout import Migration, SqlFile, discover
 from mercurio_migrate.redact import redact_url
 from mercurio_migrate.scratch import Scratch
 from mercurio_migrate.snapshot import Difference, Snapshot
-from mercurio_migrate.sqlscript import ParseAhead, Script, parse
+from mercurio_migrate.sqlscript import Script, parse
 
 STASH_SCHEMA = "mercurio_verify_stash"
 
@@ -180,14 +180,12 @@ class _Runner:
         if event.kind == "warning" and event.data.get("about") != "mode" and event.message not in self.warnings:
             self.warnings.append(event.message)
 
-    def parse(self, migrations: list[Migration], ahead: ParseAhead | None = None
-              ) -> tuple[dict[str, Script], dict[str, Script]]:
-        """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early.
-        ``ahead``: parse_ahead(migrations), started before the scratch database."""
+    def parse(self, migrations: list[Migration]) -> tuple[dict[str, Script], dict[str, Script]]:
+        """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
-        scripts = self.engine.parse_all(pairs, ahead)
-        # verify.sql too, as `up` does it, so that no file is parsed (nor pglast imported) between two runs
-        self.engine.parse_verify_scripts(migrations, ahead)
+        scripts = self.engine.parse_all(pairs)
+        # verify.sql too, as `up` does it, so that no file is parsed between two runs
+        self.engine.parse_verify_scripts(migrations)
         up = {m.version: s for m, s in zip(migrations, scripts)}
         down = {m.version: s for (m, _), s in zip(pairs[len(migrations):], scripts[len(migrations):])}
         return up, down
@@ -200,12 +198,6 @@ class _Runner:
         except MigrationFailed as failure:
             return failure
         return None
-
-
-def parse_ahead(migrations: list[Migration]) -> ParseAhead:
-    """Their migration.sql, rollback.sql and verify.sql parsed by a child process on the other processor, while this
-    one creates the scratch database and imports the engine (see sqlscript.ParseAhead)."""
-    return ParseAhead([f.text for m in migrations for f in (m.migration, m.rollback, m.extras.get("verify.sql")) if f])
 
 
 def _position(migrations: tuple[Migration, ...], version: str, option: str) -> int:
@@ -251,9 +243,8 @@ def verify(engine: Engine, *, to: str | None = None, start: str | None = None, d
         found = discover(engine.settings.migrations_dir)
         migrations = _select(found.migrations, to)
         base, checked = _split(found.migrations, migrations, start)
-        ahead = parse_ahead(migrations)
         runner = _Runner(engine, scratch, clock)
-        up, down = runner.parse(migrations, ahead)
+        up, down = runner.parse(migrations)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
                               [str(w) for w in found.warnings], base=[m.id for m in base], timings=timings)
         _Verification(runner, scratch, report, up, down, clock).run(base, checked)
@@ -546,7 +537,6 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
     if parts:
         for (name, before_rows, after_rows, lost, sum_before, sum_after, per_column, dropped_values, shared,
              dropped) in conn.execute("\nUNION ALL\n".join(parts)).fetchall():
-            # every value as text or an integer: the same rows on psycopg and on a libpq.Session
             per_column, dropped_values = _integers(per_column), _integers(dropped_values)
             shared_cols = shared.split(",") if shared else []
             details = {"table": name, "rows_before": before_rows, "rows_after": after_rows, "rows_lost": lost,
@@ -606,10 +596,10 @@ def _declared(text: str, warning: str) -> str:
 
 
 # --- drift and dump -----------------------------------------------------------------------------------
-def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migration], warnings: list[str],
-                      ahead: ParseAhead | None = None) -> Snapshot:
+def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migration], warnings: list[str]
+                      ) -> Snapshot:
     runner = _Runner(engine, scratch)
-    up, _ = runner.parse(migrations, ahead)
+    up, _ = runner.parse(migrations)
     conn = scratch.session()
     try:
         runner.engine.ensure_tables(conn)
@@ -624,19 +614,7 @@ def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migrati
 
 
 def _read_target(engine: Engine) -> tuple[dict, Snapshot]:
-    """The target's history and schema: through libpq directly when it can (no psycopg to import), else psycopg."""
-    from mercurio_migrate import libpq
-
-    session = engine.open_quickly()
-    if session is not None:
-        try:
-            applied = engine.read_history_quickly(session=session)
-            if applied is not None:
-                return applied, snapshot.take(session)
-        except (MercurioError, libpq.Failed):
-            pass  # the ordinary path below reports it with its full context
-        finally:
-            session.close()
+    """The target's history and schema."""
     with engine.session(lock=False) as conn:
         return engine.read_history(conn), snapshot.take(conn)
 
@@ -657,9 +635,8 @@ def drift(engine: Engine) -> DriftReport:
             warnings.append(f"{state.version}_{state.name}: {', '.join(state.drifted_files)} changed since it was "
                             "applied; the expected schema is built from today's files")
     migrations = [on_disk[v] for v in sorted(applied)]
-    ahead = parse_ahead(migrations)
     with scratch_database(engine) as scratch:
-        expected = _migrated_scratch(engine, scratch, migrations, warnings, ahead)
+        expected = _migrated_scratch(engine, scratch, migrations, warnings)
     return DriftReport(redact_url(engine.database_url()), [m.id for m in migrations],
                        snapshot.diff(expected, actual), warnings)
 
@@ -672,7 +649,6 @@ def dump(engine: Engine, *, to: str | None = None, live: bool = False) -> tuple[
         with engine.session(lock=False) as conn:
             return snapshot.to_sql(snapshot.take(conn)), warnings
     migrations = _select(found.migrations, to)
-    ahead = parse_ahead(migrations)
     with scratch_database(engine) as scratch:
-        built = _migrated_scratch(engine, scratch, migrations, warnings, ahead)
+        built = _migrated_scratch(engine, scratch, migrations, warnings)
     return snapshot.to_sql(built), warnings

@@ -73,7 +73,7 @@ ROW_COUNTS_SQL = """
 SELECT c.oid::regclass::text,
        (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %s', c.oid::regclass), false, true, '')))[1]::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND c.relname NOT IN ('mercurio_migrations', 'migration_log')
+WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND c.relname NOT IN ('mercurio_migrations', 'mercurio_migration_progress', 'migration_log')
 """
 
 
@@ -141,7 +141,11 @@ def test_every_fault_point_of_the_shipped_migrations(pg_cluster, keys_env):
                         with psycopg.connect(pg_cluster.conninfo(work), autocommit=True) as db:
                             assert migration.version in history_of(db), f"{where}: recovery did not apply"
                             invalid = db.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0]
+                            progress = db.execute(
+                                "SELECT count(*) FROM pg_class WHERE oid = to_regclass('public.mercurio_migration_progress')"
+                                " AND EXISTS (SELECT FROM public.mercurio_migration_progress)").fetchone()[0]
                         assert invalid == 0, f"{where}: INVALID index left after recovery"
+                        assert progress == 0, f"{where}: statement progress left after the migration was recorded"
                         assert not real_differences(after, schema_of(pg_cluster, work)), f"{where}: recovery"
                         engine.down(steps=1)
                         passed += 1

@@ -17,7 +17,7 @@ KEY_ENV = {
     # until the engine passes keys.session_settings to connect(), libpq carries them as startup options
     "PGOPTIONS": f"-c mercurio.pii_key={PII_KEY} -c mercurio.hmac_key={HMAC_KEY}",
 }
-TOOL_TABLES = ("mercurio_migrations", "migration_log")
+TOOL_TABLES = ("mercurio_migrations", "mercurio_migration_progress", "migration_log")
 EXAMPLES = (
     "20250823_143000_create_tenant_tables",
     "20250823_144000_create_identity_system",
@@ -180,7 +180,8 @@ def test_whole_set_up_and_down_all_via_cli(database_url, tmp_path):
     with connect(database_url) as conn:
         left = conn.execute("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN "
                             "('r', 'v', 'm', 'S', 'p') ORDER BY 1").fetchall()
-        assert [r[0] for r in left] == ["mercurio_migrations", "migration_log", "migration_log_id_seq"]
+        assert [r[0] for r in left] == ["mercurio_migration_progress", "mercurio_migrations", "migration_log",
+                                        "migration_log_id_seq"]
         assert conn.execute("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM pg_type WHERE typnamespace = 'public'::regnamespace "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import psycopg
-import pytest
 
 from mercurio_migrate import snapshot, validation
 from mercurio_migrate.snapshot import diff, take
@@ -386,34 +385,3 @@ def test_capture_since_gives_the_same_report(db):
         "new foreign keys:",
         "  workspace.workspace_tenant_id_fkey: FOREIGN KEY (tenant_id) REFERENCES tenant(id)",
     ]
-
-
-def test_a_libpq_session_prepares_in_its_first_message_and_reads_while_the_client_works(db, database_url,
-                                                                                        monkeypatch):
-    """up's quick path: the session knows what it prepared (no failed EXECUTE first), and a snapshot started
-    before other client work gives what take gives; one discarded after an error leaves the session usable."""
-    from mercurio_migrate import libpq
-
-    messages = []
-    real = snapshot._send_message
-    monkeypatch.setattr(snapshot, "_send_message", lambda conn, sql: messages.append(sql) or real(conn, sql))
-    db.execute("CREATE TABLE p0 (id int PRIMARY KEY); CREATE INDEX ON p0 (id)")
-    session = libpq.Session.open(database_url, "test")
-    assert session is not None
-    try:
-        pending = snapshot.start_take(session)
-        assert len(messages) == 1 and "PREPARE mercurio_snapshot" in messages[0]
-        sum(range(100_000))  # the client's own work while the server reads the catalog
-        first = pending.result()
-        assert first._parts == take(db)._parts and session.prepared == {"mercurio_snapshot"}
-        messages.clear()
-        capture = validation.start_capture(session).result()
-        assert len(messages) == 1 and "PREPARE" not in messages[0]  # prepared once per session
-        assert capture.schema._parts == first._parts and capture.row_counts["p0"].rows == 0
-        broken = snapshot.start_take(session, exclude_tables=["not a name ("])
-        broken.discard()  # the error is dropped, the transaction ended
-        assert not session.in_transaction() and session.rows("SELECT 1") == [("1",)]
-        with pytest.raises(libpq.Failed):
-            snapshot.start_take(session, exclude_tables=["not a name ("]).result()
-    finally:
-        session.close()

@@ -362,11 +362,9 @@ def test_a_failing_fixture_is_reported_with_its_file_line_and_column(cli, tmp_pa
     assert "20250101_000000_t/fixture.sql:2:13: relation \"nope\" does not exist" in result.stdout + result.stderr
 
 
-def test_scratch_database_without_the_target_database_or_the_libpq_path(database_url, db, tmp_path, monkeypatch):
-    """The maintenance session runs through libpq on the target database; without that database (or without
-    libpq, MERCURIO_NO_LIBPQ_FASTPATH) through psycopg on `postgres`: the same findings either way."""
-    from mercurio_migrate import libpq
-
+def test_scratch_database_without_the_target_database(database_url, db, tmp_path):
+    """The maintenance session runs on the target database; without that database on `postgres`: the same
+    findings either way."""
     scratch_databases = "SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'"
     kept = db.execute(scratch_databases).fetchall()  # by earlier tests' --keep
     base_table(tmp_path)
@@ -375,13 +373,6 @@ def test_scratch_database_without_the_target_database_or_the_libpq_path(database
     assert errors(verify(engine_for(database_url, tmp_path)))[:1] == expected
     missing = database_url.replace("/t_", "/never_created_", 1)
     assert errors(verify(engine_for(missing, tmp_path)))[:1] == expected
-    monkeypatch.setenv("MERCURIO_NO_LIBPQ_FASTPATH", "1")
-    libpq._library.cache_clear()
-    try:
-        assert errors(verify(engine_for(database_url, tmp_path)))[:1] == expected
-    finally:
-        monkeypatch.delenv("MERCURIO_NO_LIBPQ_FASTPATH")
-        libpq._library.cache_clear()
     assert db.execute(scratch_databases).fetchall() == kept
 
 

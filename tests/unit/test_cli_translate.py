@@ -1,15 +1,16 @@
-"""A failure of the server or the connection, from psycopg or from the tool's own libpq binding, reaches the user
-as a database error with a hint, never as an internal error."""
+"""A failure of the server or the connection reaches the user as a database error with a hint, never as an
+internal error."""
 
 from __future__ import annotations
 
-from mercurio_migrate import libpq
+import psycopg
+
 from mercurio_migrate.cli import _translate
 from mercurio_migrate.errors import ConnectionFailed
 
 
-def test_a_libpq_failure_is_a_database_error():
-    error = _translate(libpq.Failed("57P01", "terminating connection due to administrator command"))
+def test_a_psycopg_failure_is_a_database_error():
+    error = _translate(psycopg.OperationalError("terminating connection due to administrator command"))
     assert isinstance(error, ConnectionFailed)
     assert error.message == "database error: terminating connection due to administrator command"
     assert "Run the command again" in error.hint

@@ -91,88 +91,18 @@ def test_line_column_counts_characters_not_bytes():
 SEED_FILES = sorted(Path(__file__).resolve().parents[2].joinpath("migrations").glob("*/*.sql"))
 
 
-def test_parsing_ahead_in_a_child_gives_exactly_what_parsing_here_gives():
-    from mercurio_migrate.sqlscript import ParseAhead, parse_outcome
+def test_a_trailing_comment_is_not_part_of_a_statements_text():
+    """The text the tool sends ends with the statement's code: a ';' or SQL of the tool's after it can never land
+    inside a comment (a comment before the final ';', or after a last statement without ';')."""
+    cases = {
+        "CREATE TABLE a (id int) -- note\n;": "CREATE TABLE a (id int)",
+        "CREATE TABLE b (id int)\n-- note\n": "CREATE TABLE b (id int)",
+        "CREATE TABLE c (id int) /* note */": "CREATE TABLE c (id int)",
+        "CREATE TABLE d (id int) -- a\n-- b\n/* c */\n": "CREATE TABLE d (id int)",
+        "SELECT '--x'": "SELECT '--x'",
+        "SELECT $$ -- $$": "SELECT $$ -- $$",
+        "SELECT 'é' -- é\n": "SELECT 'é'",
+    }
+    for text, expected in cases.items():
+        assert [s.text for s in parse(text).statements] == [expected], text
 
-    texts = [p.read_text() for p in SEED_FILES] + ["SELECT 'é' || $$;$$;\nCREATE TABLE t (id int);", "SELEC 1;"]
-    ahead = ParseAhead(texts)
-    assert ahead._pid is not None  # a child really ran: the comparison below means something
-    for text in texts:
-        assert ahead.outcome(text) == parse_outcome(text, keep_trees=False)
-    assert ahead.outcome("never sent") is None
-    for path in SEED_FILES:
-        text = path.read_text()
-        assert parse(text, path, outcome=ahead.outcome(text)) == parse(text, path)
-    with pytest.raises(SqlError) as raised:
-        parse("SELEC 1;", "x.sql", outcome=ahead.outcome("SELEC 1;"))
-    assert str(raised.value.location) == "x.sql:1:1"
-
-
-def test_parsing_ahead_steps_aside_when_it_cannot_fork(monkeypatch):
-    from mercurio_migrate.sqlscript import ParseAhead
-
-    monkeypatch.setenv("MERCURIO_NO_PARSE_AHEAD", "1")
-    ahead = ParseAhead(["SELECT 1"])
-    assert ahead._pid is None and ahead.outcome("SELECT 1") is None and ahead.outcomes() is None
-
-
-def test_a_failed_fork_leaves_no_pipe_open(monkeypatch):
-    import os
-
-    from mercurio_migrate.sqlscript import ParseAhead
-
-    def no_fork():
-        raise OSError("Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
-    before = set(os.listdir("/proc/self/fd"))
-    for choose_later in (False, True):
-        ahead = ParseAhead(["SELECT 1"], choose_later=choose_later)
-        assert ahead._pid is None and ahead.outcome("SELECT 1") is None
-    assert set(os.listdir("/proc/self/fd")) == before
-
-
-def test_a_child_that_fails_is_ignored_and_the_parent_parses_itself(monkeypatch):
-    from mercurio_migrate import sqlscript
-
-    def broken(text, keep_trees=True):
-        raise RuntimeError("the child breaks")
-
-    monkeypatch.setattr(sqlscript, "parse_outcome", broken)  # the forked child inherits the broken parser
-    ahead = sqlscript.ParseAhead(["SELECT 1"])
-    assert ahead._pid is not None
-    assert ahead.outcome("SELECT 1") is None
-
-
-def test_parsing_ahead_of_a_later_choice_parses_just_the_chosen_files():
-    from mercurio_migrate.sqlscript import ParseAhead, parse_outcome
-
-    texts = ["SELECT 1;", "CREATE TABLE t (id int);", "SELEC 1;"]
-    ahead = ParseAhead(texts, choose_later=True)
-    assert ahead._pid is not None
-    ahead.choose([1, 2])
-    assert ahead.outcome(texts[1]) == parse_outcome(texts[1], keep_trees=False)
-    assert ahead.outcome(texts[2]) == parse_outcome(texts[2]) and ahead.outcome(texts[2])[0] == "error"
-    assert ahead.outcome(texts[0]) is None  # not chosen: parsed in-process by the caller
-    ahead.close()
-
-
-def test_a_child_told_nothing_or_never_read_is_ended_and_reaped():
-    import os
-
-    from mercurio_migrate.sqlscript import ParseAhead
-
-    for chosen in ([], [0], None):
-        ahead = ParseAhead(["SELECT 1;" * 20000], choose_later=True)  # an outcome larger than a pipe's buffer
-        pid = ahead._pid
-        assert pid is not None
-        if chosen is not None:
-            ahead.choose(chosen)
-        ahead.close()
-        assert ahead._pid is None
-        try:
-            os.waitpid(pid, os.WNOHANG)
-            reaped = False
-        except ChildProcessError:
-            reaped = True
-        assert reaped
