@@ -577,26 +577,47 @@ class Executor:
         completed it (the catalog proves it): it is then only recorded."""
         statement = part.statements[0]
         number = part.first
+        def record(state: str, detail: dict | None = None) -> None:
+            self._bookkeep(migration, self._progress_sql(migration.version, direction, checksum, statement, number,
+                                                         state, detail))
+
         if started is not None and self._completed_before(statement, started):
-            self.conn.execute(self._progress_sql(migration.version, direction, checksum, statement, number, "done"))
+            record("done")
             return False
         detail = self._catalog_before(statement)
-        self.conn.execute(self._progress_sql(migration.version, direction, checksum, statement, number, "started",
-                                             detail))
+        record("started", detail)
         results = send_script(self.conn, statement.text)
         if results and results[-1].ok:
-            self.conn.execute(self._progress_sql(migration.version, direction, checksum, statement, number, "done"))
+            faults.point(self.conn, f"{migration.version}:ran-line-{statement.line}")  # done, not yet recorded
+            record("done")
             return True
         self._rollback_open()
         dropped = self._drop_invalid_indexes_built(statement, detail)
-        self.conn.execute(f"DELETE FROM {history.PROGRESS_TABLE} WHERE version = %s AND direction = %s AND "
-                          "statement = %s", (migration.version, direction, number))
+        self._bookkeep(migration, f"DELETE FROM {history.PROGRESS_TABLE} WHERE version = {literal(self.conn, migration.version)} "
+                                  f"AND direction = {literal(self.conn, direction)} AND statement = {number}")
         outcome = "it did not take effect"
         if dropped:
             outcome += "; the INVALID index it left (" + ", ".join(dropped) + ") was dropped"
         error = results[-1].error
         raise _StatementFailed(statement, error, int(error.diag.statement_position or 1) - 1,
                                state_note(script, done_through, part, outcome))
+
+    def _bookkeep(self, migration: Migration, sql: str) -> None:
+        """A write of the tool's own between two statements of a statement-by-statement migration: in a
+        transaction of its own, as the user the tool connected as (SET LOCAL: the role the file may have
+        taken stays for its next statements), only while this session holds the migration lock."""
+        message = Message()
+        for statement in ("BEGIN", "SET LOCAL SESSION AUTHORIZATION DEFAULT", "SET LOCAL ROLE NONE"):
+            message.add(statement)
+        if self.check_lock:
+            message.add(history.LOCK_CHECK_SQL)
+        message.add(sql)
+        message.add("COMMIT")
+        results = send_script(self.conn, message.sql)
+        if results and results[-1].ok:
+            return
+        self._rollback_open()
+        raise self._finish_failure(migration, results[-1].error, committing=False, transactional=False).fatal
 
     # What an interrupted CREATE/DROP INDEX CONCURRENTLY may have done, and how to tell it was ours: the
     # index OIDs of the table before the build started; the OID of the index to drop.

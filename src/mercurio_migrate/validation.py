@@ -15,8 +15,12 @@ from mercurio_migrate.snapshot import Difference, Snapshot
 # A never-analyzed table has no estimate (reltuples = -1): it is counted exactly when it is small on disk.
 UNANALYZED_EXACT_BYTES = 8 * 1024 * 1024
 
+# pg_relation_size opens the table, which waits behind an ACCESS EXCLUSIVE lock (held, or asked for ahead
+# of us): such a table is reported as locked (size NULL) instead
 ESTIMATES_SQL = """
-SELECT x.name, c.reltuples::bigint, pg_relation_size(c.oid)
+SELECT x.name, c.reltuples::bigint,
+       CASE WHEN EXISTS (SELECT FROM pg_locks l WHERE l.relation = c.oid AND l.mode = 'AccessExclusiveLock'
+                         AND l.pid <> pg_backend_pid()) THEN NULL ELSE pg_relation_size(c.oid) END
 FROM unnest(%s::text[]) AS x(name)
 JOIN pg_class c ON c.oid = to_regclass(x.name)
 """
@@ -133,12 +137,16 @@ def _with_row_counts(conn, schema: Snapshot, exact_row_threshold: int) -> Captur
     if not tables:
         return Capture(schema, {})
     sql_names = dict(tables)
-    estimates = {name: (int(estimate), int(size)) for name, estimate, size in
+    estimates = {name: (int(estimate), size) for name, estimate, size in
                  conn.execute(ESTIMATES_SQL, ([sql_names[name] for name, _ in tables],)).fetchall()}
     counts: dict[str, RowCount] = {}
+    uncounted: dict[str, str] = {}
     to_count = []
     for name, _ in tables:
         estimate, size = estimates.get(sql_names[name], (-1, 0))
+        if size is None:
+            uncounted[name] = _locked_by(conn, sql_names[name])
+            continue
         if size == 0:  # no pages at all: empty, no need to count (most tables a migration run creates)
             counts[name] = RowCount(0, True)
             continue
@@ -147,7 +155,6 @@ def _with_row_counts(conn, schema: Snapshot, exact_row_threshold: int) -> Captur
             to_count.append(name)
         else:
             counts[name] = RowCount(estimate if estimate >= 0 else None, False)
-    uncounted: dict[str, str] = {}
     if to_count:
         counts.update(_count_rows(conn, [(name, sql_names[name]) for name in to_count], uncounted))
     return Capture(schema, dict(sorted(counts.items())), uncounted)
@@ -173,16 +180,19 @@ def _count_rows(conn, tables: list[tuple[str, str]], uncounted: dict[str, str]) 
         return count(tables)
     except errors.LockNotAvailable:
         pass
-    from mercurio_migrate import locks
-
     counts = {}
     for name, sql in tables:
         try:
             counts.update(count([(name, sql)]))
         except errors.LockNotAvailable:
-            holders = locks.holders(conn, [sql])
-            uncounted[name] = "locked by " + ("; ".join(h.describe() for h in holders) or "another session")
+            uncounted[name] = _locked_by(conn, sql)
     return counts
+
+
+def _locked_by(conn, table: str) -> str:
+    from mercurio_migrate import locks
+
+    return "locked by " + ("; ".join(h.describe() for h in locks.holders(conn, [table])) or "another session")
 
 
 def compare(before: Capture, after: Capture) -> ValidationReport:

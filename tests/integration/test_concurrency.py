@@ -25,7 +25,15 @@ def spawn(args: list[str], database_url: str, extra_env: dict | None = None) -> 
 
 
 def migration_set(root: Path, count: int) -> Path:
+    """``count`` migrations, each creating a table; the second builds an index CONCURRENTLY on the first's
+    table (a runner waiting for the migration lock inside a transaction would deadlock with it)."""
     for i in range(count):
+        if i == 1:
+            write_migration(root, f"20250101_0000{i:02d}_t{i}",
+                            f"CREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\n"
+                            "CREATE INDEX CONCURRENTLY idx_t0 ON t0 (id);\n",
+                            f"DROP INDEX CONCURRENTLY idx_t0;\nDROP TABLE t{i};\n")
+            continue
         write_migration(root, f"20250101_0000{i:02d}_t{i}",
                         f"BEGIN;\nCREATE TABLE t{i} (id int);\nINSERT INTO t{i} VALUES ({i});\nCOMMIT;\n",
                         f"BEGIN;\nDROP TABLE t{i};\nCOMMIT;\n")
@@ -33,8 +41,11 @@ def migration_set(root: Path, count: int) -> Path:
 
 
 def consistent(db, count: int) -> set[str]:
-    """Every migration is in the history exactly when its table exists; returns the applied versions."""
+    """Every migration is in the history exactly when its table (and the second one's index) exists;
+    returns the applied versions."""
     applied = {r[0] for r in db.execute("SELECT version FROM public.mercurio_migrations").fetchall()}
+    indexed = db.execute("SELECT to_regclass('idx_t0') IS NOT NULL").fetchone()[0]
+    assert indexed == ("20250101_000001" in applied), "idx_t0: index and history disagree"
     for i in range(count):
         exists = db.execute(f"SELECT to_regclass('t{i}') IS NOT NULL").fetchone()[0]
         assert exists == (f"20250101_0000{i:02d}" in applied), f"t{i}: table and history disagree"
@@ -46,7 +57,7 @@ def consistent(db, count: int) -> set[str]:
 @pytest.mark.parametrize("runners", [10, 50])
 def test_many_concurrent_up_runs_apply_each_migration_exactly_once(database_url, db, tmp_path, runners):
     root = migration_set(tmp_path / "m", 5)
-    procs = [spawn(["--dir", str(root), "--json", "up", "--no-preflight"], database_url) for _ in range(runners)]
+    procs = [spawn(["--dir", str(root), "--json", "up"], database_url) for _ in range(runners)]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * runners, [err for _, err in outputs if err][:3]
     applied = sorted(a["version"] for out, _ in outputs for a in json.loads(out)["applied"])
@@ -63,7 +74,7 @@ def test_up_racing_down_keeps_history_and_schema_consistent(database_url, db, tm
     procs = []
     for i in range(12):
         args = ["--dir", str(root), "--json", "down", "--steps", "2"] if i % 2 else ["--dir", str(root), "--json", "up"]
-        procs.append(spawn([*args, "--no-preflight"], database_url))
+        procs.append(spawn(args, database_url))
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0] * 12, [err for _, err in outputs if err][:3]
     for out, _ in outputs:
