@@ -80,7 +80,13 @@ DIESEL_MIGRATIONS = "migrations"
 EPOCH = datetime(1970, 1, 1)
 RIVER_BASE = datetime(2000, 1, 1)
 RIVER_TEMPLATE = b"/* TEMPLATE: schema */"  # rivershared/sqlctemplate: `/\* TEMPLATE: (.*?) \*/`, schema -> "" here
-EXCLUDED_TABLES = ("public.mercurio_migrations*", "public.migration_log*", "public.__diesel_schema_migrations*")
+# left out of the schema comparison: the tool's own tables (mercurio_migrations, migration_log and any other
+# public.mercurio_* it creates: the report lists those apart) and Diesel's history table
+EXCLUDED_TABLES = ("public.mercurio_*", "public.migration_log*", "public.__diesel_schema_migrations*")
+TOOL_TABLES_SQL = """
+SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND (c.relname LIKE 'mercurio\\_%' OR c.relname = 'migration_log')
+ORDER BY 1"""
 MAX_RECOVERIES = 60  # failures stepped over per phase before the harness gives up on a set
 
 
@@ -330,6 +336,7 @@ class SetReport:
     up_again_seconds: float | None = None
     failures: list[Failure] = field(default_factory=list)
     schema_diff: list[str] | None = None
+    tool_tables: list[str] = field(default_factory=list)  # the tool's own tables left in the migrated database
     schema_lines: int = 0
     round_trip_diff: list[str] | None = None
     rollback_notes: list[str] = field(default_factory=list)
@@ -645,6 +652,7 @@ class Harness:
             (base / f"schema_{what}.diff").write_text("\n".join(diff) + "\n")
             report.diff_files.append(str(base / f"schema_{what}.diff"))
         if keep:
+            report.tool_tables = [row[0] for row in self.server.query(tool_db, TOOL_TABLES_SQL)]
             report.schema_diff = diff
             report.schema_lines = len(floor.splitlines())
         return diff
@@ -826,6 +834,8 @@ def render(reports: list[SetReport], meta: dict[str, str], repros: str | None) -
                        f"lines): {diff_summary(r.schema_diff)}.")
             if r.schema_diff:
                 out += [""] + fence(r.schema_diff, 80)
+            out += ["", "The tool's own tables in the migrated database (left out of the comparison): "
+                        + (", ".join(f"`{t}`" for t in r.tool_tables) or "none") + "."]
         if r.round_trip_diff is not None:
             out += ["", "After `down --all` and `up` again, ours against psql's single `up` (informational: a "
                         f"rollback need not restore column order): {diff_summary(r.round_trip_diff)}."]
