@@ -24,20 +24,21 @@ repository. For every set the harness
 5. prints a report (``--report FILE`` writes it too).
 
 When the tool fails, the harness does not stop at the first failure: it records the failure exactly as the tool
-printed it (from its first ``error:`` line), then gets past it the way an operator would — the migrations
-before the failing one applied with the tool (``up --to``), the failing one applied with psql (same wrapping as
-the floor) and recorded with ``resolve VERSION --applied`` — and runs the tool again, so one run lists every
-failure. Each failure is classed "tool only" (psql applies the same file in the same state), "psql fails too"
-or "follows from the layout workaround". If the tool cannot apply the whole set, both are also timed on the
-migrations before its first failure (``up --to``). ``down --all`` is treated alike: ``down --to`` the failing
-migration, psql runs its rollback.sql, ``resolve VERSION --rolled-back``, ``down --all`` again; a rollback psql
-cannot run either (the source's fault) is skipped the same way, as psql's own ``down --all`` skips it. That psql
-``down --all`` (one session, ON_ERROR_STOP off, every rollback.sql newest first, wrapped as its up) runs on a
-database of its own and the report lists the rollbacks it cannot run. A layout the tool rejects as a whole (exit
-2 before anything runs) cannot be stepped over: the harness reports it, then lays the set out again following
-the tool's own advice where it gives one (an empty ``rollback.sql``: "delete it") and says so in the report;
-the timings are then those of that layout. Last, a table of minimal reproductions (our own SQL, one to four
-lines: ``REPROS``) runs each through psql and the tool (``--no-repros`` skips it).
+printed it (from its first ``error:`` line), then gets past it the way an operator would — the migrations before
+the failing one applied with the tool (``up --to``), the failing one applied with psql (same wrapping as the
+floor) and recorded with ``resolve VERSION --applied`` — and runs the tool again, so one run lists every
+failure. Each failure is classed "tool only" (psql applies the same file in the same state), "psql fails too" or
+"follows from the layout workaround" ("unchecked" when the run stopped before psql was tried). If the tool
+cannot apply the whole set, both are also timed on the migrations before its first failure (``up --to``). ``down
+--all`` is treated alike: ``down --to`` the failing migration, psql runs its rollback.sql, ``resolve VERSION
+--rolled-back``, ``down --all`` again; a rollback psql cannot run either (the source's fault) is skipped the
+same way, as psql's own ``down --all`` skips it. That psql ``down --all`` (one session, ON_ERROR_STOP off, every
+rollback.sql newest first, wrapped as its up) runs on a database of its own and the report lists the rollbacks
+it cannot run. A layout the tool rejects as a whole (exit 2 before anything runs) cannot be stepped over: the
+harness reports it, then lays the set out again following the tool's own advice where it gives one (an empty
+``rollback.sql``: "delete it") and says so in the report; the timings are then those of that layout. Last, a
+table of minimal reproductions (our own SQL, one to four lines: ``REPROS``) runs each through psql and the tool
+(``--no-repros`` skips it).
 
 Versions. Diesel names a migration ``VERSION_name`` and orders by VERSION with its dashes removed, compared as
 strings; crates.io has three spellings (``YYYYMMDDHHMMSS``, ``YYYY-MM-DD-HHMMSS``, ``YYYY-MM-DD-HHMMSS-NNNN``).
@@ -316,7 +317,9 @@ class Failure:
     phase: str  # layout | up | down --all | up again
     version: str  # the migration (folder) the tool named, or "" when it named none
     text: str  # what the tool printed, from its first "error:" line
-    kind: str = "tool only"  # tool only | psql fails too | follows from the layout workaround
+    # tool only | psql fails too | follows from the layout workaround | unchecked (the run stopped before psql was
+    # tried on it)
+    kind: str = "unchecked"
     psql: str = ""  # what psql made of the same file in the same state
 
 
@@ -475,8 +478,9 @@ class Harness:
         probe = self.probe(layout)
         if probe.code == 2 and "problem(s) in the migrations folder" in probe.text:
             named = self.named_versions(probe.error, by_version)
+            folders = ", ".join(self.folder_of(v, by_version) for v in named) or "(the whole set)"
             report.failures.append(Failure(
-                "layout", ", ".join(self.folder_of(v, by_version) for v in named) or "(the whole set)", probe.error,
+                "layout", folders, probe.error, kind="tool only",
                 psql="psql never reads a down file when it applies the ups; this is what `status`, `up` and `down` "
                      "print, and nothing runs"))
             if "rollback.sql is empty: delete it" in probe.text:
@@ -587,6 +591,7 @@ class Harness:
                 failure.kind, failure.psql = "psql fails too", f"psql fails too: {floor.text[-600:]}"
                 report.stopped.append(f"{phase}: psql cannot apply {migration.folder} either; stopped")
                 return False
+            failure.kind = "tool only"
             failure.psql = "psql applies the same file in the same state (wrapped as in the floor)"
             resolved = self.tool(layout, database, "resolve", version, "--applied")
             if not resolved.ok:
@@ -618,15 +623,17 @@ class Harness:
                 version = max(named)
                 migration = by_version[version]
                 failure = self.record(report, phase, attempt, by_version, version)
-                if depth >= MAX_RECOVERIES or not down_to(version, depth + 1):  # everything newer first
-                    return False
-                if not (layout / migration.folder / "rollback.sql").exists():
+                laid_out = (layout / migration.folder / "rollback.sql").exists()
+                if not laid_out:
                     failure.kind = "follows from the layout workaround"
                     failure.psql = ("the source's down file is empty, so no rollback.sql was laid out: psql has "
                                     "nothing to run")
-                else:
+                if depth >= MAX_RECOVERIES or not down_to(version, depth + 1):  # everything newer first
+                    return False
+                if laid_out:
                     floor = self.psql_one(migration, layout, "rollback.sql", database, base)
                     if floor.ok:
+                        failure.kind = "tool only"
                         failure.psql = "psql runs the same rollback.sql in the same state (wrapped as its up)"
                     else:
                         failure.kind = "psql fails too"
@@ -781,11 +788,11 @@ def render(reports: list[SetReport], meta: dict[str, str], repros: str | None) -
     out = ["# Real-world migration sets: mercurio-migrate against the psql floor", ""]
     out += [f"* {key}: {value}" for key, value in meta.items()]
     out += ["", "| set | migrations | psql up | mercurio-migrate up | ratio (pair by pair) | failures: tool only / "
-                "psql fails too / from the layout workaround | schema after up |",
+                "psql fails too / from the layout workaround / unchecked | schema after up |",
             "|---|---|---|---|---|---|---|"]
     for r in reports:
         kinds = [sum(f.kind == k for f in r.failures)
-                 for k in ("tool only", "psql fails too", "follows from the layout workaround")]
+                 for k in ("tool only", "psql fails too", "follows from the layout workaround", "unchecked")]
         ours = timing(r.tool_times) if r.tool_ok_first else "FAILED"
         rate = ratio(r.psql_times, r.tool_times) if r.tool_ok_first else "–"
         if r.prefix:
