@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -164,11 +165,8 @@ def _read_bytes(path: str) -> bytes:
 def _read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
     try:
         data = _read_bytes(path)
-    except IsADirectoryError:
-        problems.append(LayoutProblem(path, "is a directory, not a file"))
-        return None
     except OSError as exc:
-        problems.append(LayoutProblem(path, f"cannot be read: {exc.strerror}"))
+        problems.append(LayoutProblem(path, f"cannot be read ({exc.strerror}): check its owner and permissions"))
         return None
     try:
         text = data.decode("utf-8")
@@ -187,16 +185,44 @@ def _read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
     return SqlFile(path, text, hashlib.sha256(data).hexdigest())
 
 
+def _not_a_file(path: str) -> str:
+    """What a directory entry that is not a regular file (nor a symbolic link to one) is, for the message."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "is a symbolic link to nothing (its target does not exist)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror}): check its owner and permissions"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+            else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a special file")
+    # reading a pipe waits for a writer, /dev/zero never ends: such a file is refused before it is opened
+    return (f"is {kind}, not a regular file, so it is not read; put the SQL in a regular file "
+            "(a symbolic link to one is fine)")
+
+
 def _load_folder(folder: str, version: str, name: str, problems: list[LayoutProblem],
                  warnings: list[LayoutProblem]) -> Migration | None:
-    """One folder. Read on every command, a thousand at a time: names from one listing, files opened by
-    path (no per-entry stat), no Path objects per file."""
+    """One folder. Read on every command, a thousand at a time: names and file types from one listing, files
+    opened by path (no per-entry stat), no Path objects per file."""
     files: dict[str, SqlFile] = {}
     ok = True
     strays = []
-    for entry in os.listdir(folder):
+    try:
+        # scandir gives each entry's type from the listing itself (a stat only for a symbolic link)
+        with os.scandir(folder) as listing:
+            entries = [(entry.name, entry.is_file()) for entry in listing]
+    except OSError as exc:
+        problems.append(LayoutProblem(folder, f"cannot be read ({exc.strerror}): give the user running "
+                                              "mercurio-migrate read and search permission on it (chmod u+rx)"))
+        return None
+    for entry, is_file in entries:
         if entry in KNOWN_FILES:
-            sql = _read_sql(f"{folder}/{entry}", problems)
+            path = f"{folder}/{entry}"
+            if not is_file:
+                problems.append(LayoutProblem(path, _not_a_file(path)))
+            sql = _read_sql(path, problems) if is_file else None
             if sql is None:
                 ok = False
             else:
@@ -233,9 +259,14 @@ def discover(directory: Path | str) -> MigrationSet:
     warnings: list[LayoutProblem] = []
     migrations: list[Migration] = []
     seen: dict[str, str] = {}
-    with os.scandir(directory) as listing:
-        entries = sorted((entry.name, entry.path, entry.is_dir()) for entry in listing
-                         if not entry.name.startswith((".", "_")))
+    try:
+        with os.scandir(directory) as listing:
+            entries = sorted((entry.name, entry.path, entry.is_dir()) for entry in listing
+                             if not entry.name.startswith((".", "_")))
+    except OSError as exc:
+        raise LayoutError([LayoutProblem(str(directory), f"cannot be read ({exc.strerror}): give the user running "
+                                                         "mercurio-migrate read and search permission on it "
+                                                         "(chmod u+rx)")]) from None
     for entry_name, entry_path, is_dir in entries:
         if not is_dir:
             if entry_name not in IGNORED_FILES:

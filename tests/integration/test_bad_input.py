@@ -8,6 +8,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -61,6 +63,54 @@ def test_layout_faults_exit_2(cli, db, tmp_path, case, name, files, needle):
     for file, data in files.items():
         (path / file).write_bytes(data)
     check(cli("--dir", str(tmp_path / "m"), "up"), case, 2, needle, "nothing was run")
+
+
+@pytest.mark.parametrize(("case", "make", "needle"), [
+    ("migration.sql is a named pipe (FIFO)", lambda path: os.mkfifo(path), "is a named pipe (FIFO), not a regular file"),
+    ("migration.sql is a link to /dev/zero", lambda path: path.symlink_to("/dev/zero"),
+     "is a character device, not a regular file"),
+])
+def test_migration_sql_that_is_not_a_regular_file(cli, db, tmp_path, case, make, needle):
+    path = tmp_path / "m" / "20250101_000000_a"
+    path.mkdir(parents=True)
+    make(path / "migration.sql")
+    # before the fix: a FIFO waited for a writer, /dev/zero was read until memory ran out
+    check(cli("--dir", str(tmp_path / "m"), "up", timeout=30), case, 2, needle, "nothing was run")
+
+
+def _without_root_file_access() -> list[str]:
+    """A prefix that runs a command with the permission checks any user meets. The tests run as root, who
+    reads every folder whatever its mode: as root, the command keeps uid 0 (its database role and files)
+    but loses the two capabilities that bypass permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root, and no setpriv to drop root's file access: an unreadable folder cannot be made")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+
+
+def test_unreadable_migration_folder_is_reported_with_the_other_layout_errors(cli, db, database_url, tmp_path):
+    root = folder(tmp_path)
+    locked = root / "20250102_000000_locked"
+    write_migration(root, locked.name, "CREATE TABLE locked (id int);")
+    (root / "20250103_000000_empty").mkdir()
+    prefix = _without_root_file_access()
+    locked.chmod(0)
+    try:
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(locked)],
+                               capture_output=True, text=True)
+        if probe.returncode == 0:
+            pytest.skip(f"the folder stays readable here ({' '.join(prefix) or 'not root'}): nothing to test")
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MERCURIO_MIGRATIONS_DIR")}
+        result = subprocess.run([*prefix, sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"],
+                                capture_output=True, text=True, timeout=60, env={**env, "DATABASE_URL": database_url})
+    finally:
+        locked.chmod(0o755)
+    check(result, "migration folder the user cannot read (chmod 000)", 2, "20250102_000000_locked: cannot be read",
+          "Permission denied", "read and search permission", "20250103_000000_empty: migration.sql is missing",
+          "nothing was run")
+    assert db.execute("SELECT to_regclass('a')").fetchone()[0] is None
 
 
 def test_duplicate_version(cli, tmp_path):

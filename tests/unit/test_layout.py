@@ -1,3 +1,6 @@
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,48 @@ def test_header_parsing_stops_at_first_statement_and_joins_repeated_keys():
     text = "-- Rollback: x\n-- WARNING: loses a\n-- WARNING: loses b\n\nBEGIN;\n-- Purpose: not a header\n"
     header = parse_header(text)
     assert header == {"rollback": "x", "warning": "loses a\nloses b"}
+
+
+class StillReading(Exception):
+    """Not an OSError (TimeoutError is one): the reader's own `except OSError` must not swallow it."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail instead of hanging: reading a FIFO waits for a writer, /dev/zero never ends."""
+    def expire(signum, frame):
+        raise StillReading(f"still reading after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_fifo_and_device_files_are_refused_unread_with_the_other_problems(tmp_path):
+    os.mkfifo(make(tmp_path, "20250101_000000_fifo", {}) / "migration.sql")
+    (make(tmp_path, "20250101_000001_zero", {}) / "migration.sql").symlink_to("/dev/zero")
+    os.mkfifo(make(tmp_path, "20250101_000002_fixture_fifo", {"migration.sql": "SELECT 1;"}) / "fixture.sql")
+    (make(tmp_path, "20250101_000003_dangling", {}) / "migration.sql").symlink_to(tmp_path / "nowhere.sql")
+    make(tmp_path, "20250101_000004_missing", {"rollback.sql": "SELECT 1;"})
+    # a symbolic link to a regular file is read; a stray FIFO is only named, never opened
+    (tmp_path / "_shared.sql").write_text("SELECT 1;\n")
+    linked = make(tmp_path, "20250101_000005_linked", {})
+    (linked / "migration.sql").symlink_to(tmp_path / "_shared.sql")
+    os.mkfifo(linked / "notes.txt")
+    with deadline(10), pytest.raises(LayoutError) as caught:
+        discover(tmp_path)
+    problems = {Path(p.path).relative_to(tmp_path).as_posix(): p.message for p in caught.value.problems}
+    not_regular = "not a regular file, so it is not read; put the SQL in a regular file (a symbolic link to one is fine)"
+    assert problems == {
+        "20250101_000000_fifo/migration.sql": f"is a named pipe (FIFO), {not_regular}",
+        "20250101_000001_zero/migration.sql": f"is a character device, {not_regular}",
+        "20250101_000002_fixture_fifo/fixture.sql": f"is a named pipe (FIFO), {not_regular}",
+        "20250101_000003_dangling/migration.sql": "is a symbolic link to nothing (its target does not exist)",
+        "20250101_000004_missing": "migration.sql is missing",
+        "20250101_000005_linked/notes.txt": "stray file in a migration folder (ignored)",
+    }
+    assert caught.value.exit_code == 2

@@ -106,6 +106,7 @@ LAYOUTS = {
     "non-UTF-8 fixture": {"20250102_000000_b/migration.sql": "x", "20250102_000000_b/fixture.sql": b"\xff"},
     "migration.sql is a folder": {"20250102_000000_b/migration.sql": None},
     "rollback.sql is a folder": {"20250102_000000_b/migration.sql": "x", "20250102_000000_b/rollback.sql": None},
+    "fixture.sql is a folder": {"20250102_000000_b/migration.sql": "x", "20250102_000000_b/fixture.sql": None},
 }
 
 

@@ -500,7 +500,7 @@ def _migrations(directory: Path) -> list:
             for entry in os.scandir(folder):
                 if entry.name in KNOWN_FILES[:2]:
                     texts[entry.name] = _clean_text(entry.path) if entry.is_file() else None
-                elif entry.name in KNOWN_FILES and entry.is_file() and _clean_text(entry.path) is None:
+                elif entry.name in KNOWN_FILES and (not entry.is_file() or _clean_text(entry.path) is None):
                     texts[entry.name] = None  # an unreadable fixture/verify/plans file is a layout problem
         except OSError:
             return list(discover(directory).migrations)
