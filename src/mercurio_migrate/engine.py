@@ -293,6 +293,8 @@ class Engine:
         """Each migration's state. ``describe=False``: without purpose and header (read from every file's
         comments: status shows them; up and down only check the states). ``progress``: a pending migration
         that an interrupted run committed part of is ``partial``."""
+        from mercurio_migrate.layout import drifted_files
+
         states: list[MigrationState] = []
         on_disk = found.by_version()
         progress = progress or {}
@@ -311,12 +313,7 @@ class Engine:
                                              migration.migration.checksum, purpose, header=header,
                                              partial=_describe_partial(ups)))
                 continue
-            drifted = []
-            if row.checksum != migration.migration.checksum:
-                drifted.append("migration.sql")
-            rollback_checksum = migration.rollback.checksum if migration.rollback else None
-            if row.rollback_checksum != rollback_checksum:
-                drifted.append("rollback.sql")
+            drifted = drifted_files(migration, row.checksum, row.rollback_checksum)
             downs = [p for p in progress.get(version, ()) if p.direction == "down"]
             states.append(MigrationState(version, migration.name, DRIFTED if drifted else APPLIED, row.applied_at,
                                          row.execution_ms, migration.migration.checksum, purpose,

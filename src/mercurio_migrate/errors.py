@@ -122,16 +122,21 @@ class MigrationFailed(MercurioError):
         return data
 
 
+# how a drifted file whose only change is whitespace at line ends is named (layout.drifted_files)
+WHITESPACE_ONLY = "(whitespace at line ends only)"
+
+
 class DriftError(MercurioError):
     """Applied migrations whose files changed since they ran."""
 
     def __init__(self, drifted: list[str]):
         self.drifted = drifted
-        super().__init__(
-            "applied migration files changed since they ran: " + ", ".join(drifted),
-            hint="Restore the files, or record the new checksums with `mercurio-migrate resolve VERSION --applied`, "
-            "or pass --allow-drift if you know the change is harmless.",
-        )
+        hint = ("Restore the files, or record the new checksums with `mercurio-migrate resolve VERSION --applied`, "
+                "or pass --allow-drift if you know the change is harmless.")
+        if any(WHITESPACE_ONLY in entry for entry in drifted):
+            hint += (" Whitespace at a line's end changes what SQL does only inside a string that spans lines: "
+                     "if none does, the change is harmless.")
+        super().__init__("applied migration files changed since they ran: " + ", ".join(drifted), hint=hint)
 
 
 class ConnectionFailed(MercurioError):

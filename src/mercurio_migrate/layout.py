@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from mercurio_migrate.errors import LayoutError, LayoutProblem
+from mercurio_migrate.errors import WHITESPACE_ONLY, LayoutError, LayoutProblem
 
 MAX_FOLDER_NAME = 100
 KNOWN_FILES = ("migration.sql", "rollback.sql", "fixture.sql", "verify.sql", "plans.sql")
@@ -32,7 +32,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 class SqlFile(NamedTuple):
     path: str
     text: str
-    checksum: str
+    checksum: str  # see checksum(): line endings and a leading BOM do not count
+    # sha256 of the bytes as they are, when that differs from ``checksum`` (the file has a BOM or CRLF line
+    # endings): what mercurio-migrate 0.1.0 recorded, still accepted for migrations it applied
+    raw_checksum: str | None = None
 
     @property
     def header(self) -> dict[str, str]:
@@ -142,6 +145,70 @@ def check_folder_name(folder_name: str) -> tuple[str, str] | str:
     return stamp, name
 
 
+# --- checksums ------------------------------------------------------------------------------------------
+# The history records each file's checksum when its migration runs; a file whose checksum changed since has
+# drifted. Line endings and a leading UTF-8 BOM do not count: a checkout that converts line endings (git's
+# core.autocrlf, an editor on Windows) or an editor that adds a BOM does not make an applied migration drift.
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def checksum(data: bytes) -> str:
+    """sha256 (hex) of a file's bytes with a leading UTF-8 BOM dropped and CRLF line endings read as LF."""
+    if data.startswith(_BOM):
+        data = data[3:]
+    if b"\r\n" in data:
+        data = data.replace(b"\r\n", b"\n")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _spellings(text: str) -> set[str]:
+    """The checksums 0.1.0 (sha256 of the bytes as they were) would have recorded for ``text`` (LF line
+    endings, no BOM) saved with LF or CRLF line endings, with or without a BOM."""
+    lf = text.encode("utf-8")
+    crlf = lf.replace(b"\n", b"\r\n")
+    return {hashlib.sha256(prefix + data).hexdigest() for data in (lf, crlf) for prefix in (b"", _BOM)}
+
+
+def is_recorded(file: SqlFile, recorded: str | None) -> bool:
+    """Whether ``recorded`` (a checksum from the history) is this file's: its checksum today, or one that
+    0.1.0 recorded of the same file, with the same or other line endings or BOM."""
+    if recorded is None:
+        return False
+    if recorded == file.checksum or recorded == file.raw_checksum:
+        return True
+    # rarely reached (a drifted file, or one applied by 0.1.0 and converted since): a few hashes of one file
+    return recorded in _spellings(file.text.replace("\r\n", "\n"))
+
+
+def whitespace_only_drift(file: SqlFile, recorded: str) -> bool:
+    """Whether the file as recorded differed from today's only in whitespace at line ends, as far as a
+    checksum can tell: spaces or tabs added at line ends since, or a final line break added or removed. (A
+    checksum cannot give back what was removed, so trailing spaces deleted since show as a plain change.)"""
+    text = file.text.replace("\r\n", "\n")
+    trimmed = "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+    candidates = set()
+    for base in (text, trimmed):
+        candidates.update((base, base + "\n", base[:-1] if base.endswith("\n") else base))
+    candidates.discard(text)
+    return any(recorded in _spellings(candidate) for candidate in candidates)
+
+
+def drifted_files(migration: Migration, recorded: str, recorded_rollback: str | None) -> tuple[str, ...]:
+    """The files of an applied migration that changed since it ran, given the checksums recorded then:
+    "migration.sql", "rollback.sql" (also when it was added or deleted since), each followed by
+    " (whitespace at line ends only)" when that is all that changed."""
+    drifted = []
+    for name, file, before in (("migration.sql", migration.migration, recorded),
+                               ("rollback.sql", migration.rollback, recorded_rollback)):
+        if file is None or before is None:
+            if (file is None) != (before is None):  # added or deleted since
+                drifted.append(name)
+        elif not is_recorded(file, before):
+            drifted.append(f"{name} {WHITESPACE_ONLY}" if whitespace_only_drift(file, before) else name)
+    return tuple(drifted)
+
+
 _CHUNK = 1 << 16
 
 
@@ -182,7 +249,9 @@ def _read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
         return None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return SqlFile(path, text, hashlib.sha256(data).hexdigest())
+    normalised = checksum(data)
+    raw = hashlib.sha256(data).hexdigest() if data.startswith(_BOM) or b"\r\n" in data else None
+    return SqlFile(path, text, normalised, raw)
 
 
 def _not_a_file(path: str) -> str:

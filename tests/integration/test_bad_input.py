@@ -239,6 +239,26 @@ def test_history_checksum_edited_by_hand(cli, db, tmp_path):
           "--allow-drift")
 
 
+def test_applied_file_resaved_with_crlf_line_endings_and_a_bom(cli, db, tmp_path):
+    root = folder(tmp_path, sql="CREATE TABLE a (id int);\nCOMMENT ON TABLE a IS 'x';\n")
+    assert cli("--dir", str(root), "up").returncode == 0
+    path = root / "20250101_000000_a" / "migration.sql"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    check(cli("--dir", str(root), "up"), "applied migration.sql re-saved with CRLF line endings and a BOM", 0,
+          "nothing to do: the database is up to date")
+    states = json.loads(cli("--dir", str(root), "--json", "status").stdout)["migrations"]
+    assert [m["state"] for m in states] == ["applied"]
+
+
+def test_applied_file_with_trailing_spaces_added(cli, db, tmp_path):
+    root = folder(tmp_path, sql="CREATE TABLE a (id int);\nCOMMENT ON TABLE a IS 'x';\n")
+    assert cli("--dir", str(root), "up").returncode == 0
+    path = root / "20250101_000000_a" / "migration.sql"
+    path.write_text("CREATE TABLE a (id int);   \nCOMMENT ON TABLE a IS 'x';\t\n")
+    check(cli("--dir", str(root), "up"), "applied migration.sql with spaces added at line ends", 1,
+          "20250101_000000_a (migration.sql (whitespace at line ends only))", "harmless")
+
+
 def test_history_row_deleted_by_hand(cli, db, tmp_path):
     root = folder(tmp_path)
     assert cli("--dir", str(root), "up").returncode == 0

@@ -145,6 +145,54 @@ def test_drift_is_shown_and_refused_unless_allowed_and_missing_is_shown(cli, db,
     assert ("20250101_000001", "missing") in [(m["version"], m["state"]) for m in status]
 
 
+def test_checksums_leave_out_line_endings_and_bom_and_what_0_1_0_recorded_still_matches(cli, db, tmp_path):
+    import hashlib
+
+    root = tmp_path / "m"
+    sql, rollback = "CREATE TABLE a (id int);\nCOMMENT ON TABLE a IS 'x';\n", "DROP TABLE a;\n"
+    crlf_bom = b"\xef\xbb\xbf" + sql.encode().replace(b"\n", b"\r\n")
+    folder = write_migration(root, "20250101_000000_a", sql, rollback)
+    migration = folder / "migration.sql"
+    migration.write_bytes(crlf_bom)
+    write_migration(root, "20250101_000001_b", "CREATE TABLE b (id int);\r\n", "DROP TABLE b;")
+
+    def recorded() -> list[tuple[str, str]]:
+        return db.execute("SELECT checksum, rollback_checksum FROM public.mercurio_migrations "
+                          "ORDER BY version").fetchall()
+
+    def states() -> list[str]:
+        return [m["state"] for m in json.loads(cli("--dir", str(root), "--json", "status").stdout)["migrations"]]
+
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    assert cli("--dir", str(root), "up", "--to", "20250101_000000").returncode == 0
+    assert cli("--dir", str(root), "up", env={"MERCURIO_NO_QUICK_PATH": "1"}).returncode == 0  # both ways record
+    # what is recorded is the checksum of the LF text without a BOM, as `sha256sum` gives it for an LF file
+    assert recorded() == [(sha(sql.encode()), sha(rollback.encode())),
+                          (sha(b"CREATE TABLE b (id int);\n"), sha(b"DROP TABLE b;"))]
+    migration.write_text(sql)  # a checkout with other line endings, an editor that drops the BOM
+    assert states() == ["applied", "applied"]
+
+    # a database that 0.1.0 migrated holds sha256 of the bytes as they were: not drifted after the upgrade, with
+    # the file as it was or converted since
+    db.execute("UPDATE public.mercurio_migrations SET checksum = %s WHERE version = '20250101_000000'",
+               (sha(crlf_bom),))
+    migration.write_bytes(crlf_bom)
+    assert states() == ["applied", "applied"]
+    migration.write_text(sql)
+    assert states() == ["applied", "applied"]
+    assert cli("--dir", str(root), "up").returncode == 0
+    # `resolve --applied` records it the new way
+    assert cli("--dir", str(root), "resolve", "20250101_000000", "--applied").returncode == 0
+    assert recorded()[0][0] == sha(sql.encode())
+
+    # any other change is still a drift, and says nothing about whitespace
+    migration.write_text(sql.replace("'x'", "'y'"))
+    assert states() == ["drifted", "applied"]
+    refused = cli("--dir", str(root), "up")
+    assert refused.returncode == 1 and "20250101_000000_a (migration.sql)" in refused.stderr
+    assert "whitespace" not in refused.stderr
+
+
 def test_ten_concurrent_up_processes_apply_each_migration_exactly_once(database_url, db, tmp_path):
     root = tmp_path / "m"
     for i in range(6):

@@ -1,12 +1,22 @@
 import contextlib
+import hashlib
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
 
 from mercurio_migrate.errors import LayoutError
-from mercurio_migrate.layout import check_folder_name, discover, parse_header
+from mercurio_migrate.layout import (
+    SqlFile,
+    check_folder_name,
+    checksum,
+    discover,
+    drifted_files,
+    is_recorded,
+    parse_header,
+)
 
 HEADER = """-- Migration: Create tenant and workspace tables
 -- Purpose: Establish multi-tenant foundation
@@ -151,3 +161,74 @@ def test_fifo_and_device_files_are_refused_unread_with_the_other_problems(tmp_pa
         "20250101_000005_linked/notes.txt": "stray file in a migration folder (ignored)",
     }
     assert caught.value.exit_code == 2
+
+
+SQL = "-- Purpose: x\nCREATE TABLE a (id int);\nINSERT INTO a VALUES (1);\n"
+BOM = b"\xef\xbb\xbf"
+
+
+def _file(tmp_path, data: bytes) -> SqlFile:
+    shutil.rmtree(tmp_path / "m", ignore_errors=True)
+    make(tmp_path, "m/20250101_000000_a", {"migration.sql": data})
+    return discover(tmp_path / "m").migrations[0].migration
+
+
+@pytest.mark.parametrize("spelling", ["crlf", "bom", "bom+crlf"])
+def test_checksum_ignores_line_endings_and_a_bom(tmp_path, spelling):
+    data = SQL.encode()
+    if "crlf" in spelling:
+        data = data.replace(b"\n", b"\r\n")
+    if "bom" in spelling:
+        data = BOM + data
+    file = _file(tmp_path, data)
+    assert file.checksum == hashlib.sha256(SQL.encode()).hexdigest()  # as sha256sum of the LF file gives it
+    assert file.raw_checksum == hashlib.sha256(data).hexdigest()
+    assert file.text == SQL.replace("\n", "\r\n" if "crlf" in spelling else "\n")  # what runs is unchanged
+    assert checksum(data) == file.checksum != checksum(data.replace(b"(1)", b"(2)"))
+
+
+def test_what_0_1_0_recorded_is_accepted_whatever_line_endings_the_file_has_now(tmp_path):
+    lf, crlf = SQL.encode(), SQL.encode().replace(b"\n", b"\r\n")
+    mixed = SQL.encode().replace(b"\n", b"\r\n", 1)
+    # 0.1.0 recorded sha256 of the file's bytes as they were when the migration ran
+    for applied_as in (lf, crlf, BOM + lf, BOM + crlf):
+        recorded = hashlib.sha256(applied_as).hexdigest()
+        for now in (lf, crlf, BOM + lf, BOM + crlf):
+            assert is_recorded(_file(tmp_path, now), recorded), (applied_as, now)
+    assert is_recorded(_file(tmp_path, mixed), hashlib.sha256(mixed).hexdigest())
+    assert is_recorded(_file(tmp_path, BOM + mixed), hashlib.sha256(BOM + mixed).hexdigest())
+    changed = _file(tmp_path, crlf.replace(b"(1)", b"(2)"))
+    assert not any(is_recorded(changed, hashlib.sha256(x).hexdigest()) for x in (lf, crlf, BOM + lf, BOM + crlf))
+    assert not is_recorded(changed, None)
+    assert _file(tmp_path, lf).raw_checksum is None  # an LF file without a BOM: one checksum, sha256sum's
+
+
+def _migration(tmp_path, migration: str, rollback: str | None = None):
+    shutil.rmtree(tmp_path / "m", ignore_errors=True)
+    files = {"migration.sql": migration} | ({"rollback.sql": rollback} if rollback is not None else {})
+    make(tmp_path, "m/20250101_000000_a", files)
+    return discover(tmp_path / "m").migrations[0]
+
+
+def test_drift_says_when_only_whitespace_at_line_ends_changed(tmp_path):
+    recorded = checksum(SQL.encode())
+    rollback = checksum(b"DROP TABLE a;\n")
+    assert drifted_files(_migration(tmp_path, SQL, "DROP TABLE a;\n"), recorded, rollback) == ()
+    assert drifted_files(_migration(tmp_path, SQL.replace(";\n", ";  \t\n"), "DROP TABLE a;\n"), recorded,
+                         rollback) == ("migration.sql (whitespace at line ends only)",)
+    # a final line break removed or added
+    assert drifted_files(_migration(tmp_path, SQL[:-1], "DROP TABLE a;"), recorded, rollback) == (
+        "migration.sql (whitespace at line ends only)", "rollback.sql (whitespace at line ends only)")
+    assert drifted_files(_migration(tmp_path, SQL + "\n", "DROP TABLE a;\n"), recorded, rollback) == (
+        "migration.sql (whitespace at line ends only)",)
+    # recorded by 0.1.0 from a CRLF file, spaces added since
+    assert drifted_files(_migration(tmp_path, SQL.replace(";\n", "; \r\n"), "DROP TABLE a;\n"),
+                         hashlib.sha256(SQL.replace("\n", "\r\n").encode()).hexdigest(), rollback) == (
+        "migration.sql (whitespace at line ends only)",)
+    # anything else is a plain change; so is a rollback.sql added or deleted since
+    assert drifted_files(_migration(tmp_path, SQL.replace("(1)", "(2)"), "DROP TABLE a;\n"), recorded,
+                         rollback) == ("migration.sql",)
+    assert drifted_files(_migration(tmp_path, SQL.replace("a (id", "a  (id"), "DROP TABLE a;\n"), recorded,
+                         rollback) == ("migration.sql",)
+    assert drifted_files(_migration(tmp_path, SQL), recorded, rollback) == ("rollback.sql",)
+    assert drifted_files(_migration(tmp_path, SQL, "DROP TABLE a;\n"), recorded, None) == ("rollback.sql",)
