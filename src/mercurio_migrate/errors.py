@@ -106,6 +106,13 @@ class SqlError(MercurioError):
         return data
 
 
+class PsqlInputError(SqlError):
+    """A file holds psql input that is not SQL (a meta-command such as ``\\connect``, or COPY data): it
+    must be rewritten, like a layout error, so exit code 2."""
+
+    exit_code = 2
+
+
 class MigrationFailed(MercurioError):
     """A migration did not complete; wraps the SqlError and says what state the database is in."""
 

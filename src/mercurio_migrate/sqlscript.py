@@ -12,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mercurio_migrate.errors import SqlError, SqlLocation
+from mercurio_migrate.errors import PsqlInputError, SqlError, SqlLocation
 
 
 class Mode(StrEnum):
@@ -260,6 +260,11 @@ def parse(text: str, path: str | Path = "<sql>", *, outcome: tuple | None = None
     outcome = outcome or parse_outcome(text)
     if outcome[0] == "error":
         _, message, offset = outcome
+        psql = psql_input(text, offset)
+        if psql is not None:
+            where, explanation, hint = psql
+            line, column = line_column(text, where)
+            raise PsqlInputError(SqlLocation(path, line, column), explanation, hint=hint) from None
         line, column = line_column(text, min(offset, len(text)))
         lines = text.splitlines()
         first = lines[line - 1].strip() if 0 < line <= len(lines) else ""
@@ -289,6 +294,94 @@ def _code_end(text: str, start: int, end: int) -> int:
     if not code:
         return end
     return start + code[-1].end + 1  # pglast gives character offsets, the end inclusive
+
+
+# --- psql input that is not SQL ---------------------------------------------------------------------------
+# Files written for psql (pg_dump's output, scripts run with psql -f) hold lines psql handles itself: its
+# meta-commands, and the data lines after COPY … FROM stdin. The server's parser stops there with `syntax
+# error at or near "\"` (or at the first data line); psql_input() turns that into what the line is and what
+# to do instead. It looks only where the parser failed, so a backslash inside a string or a dollar-quoted
+# body, which the parser reads as SQL, never counts.
+
+_RUNS_ELSEWHERE = ("a migration runs on the database mercurio-migrate is connected to, over that one "
+                   "connection", "run each database's migrations with its own DATABASE_URL, and delete this line")
+_INCLUDE = ("mercurio-migrate sends this file alone to the server and reads no other file",
+            "put the SQL of that file here, or in a migration of its own, and delete this line")
+_VARIABLES = ("psql variables are not supported", "write the value into the SQL itself (SET for a setting)")
+_CONDITIONALS = ("psql conditionals are not supported",
+                 "keep the statements that should run, or decide in SQL (a DO block with IF)")
+_RESTRICT = ("pg_dump writes \\restrict and \\unrestrict lines (since its August 2025 releases: 17.6, 16.10, "
+             "15.14, 14.19, 13.22) to guard psql while it restores a dump; they mean nothing to mercurio-migrate",
+             "delete the \\restrict line and the \\unrestrict line at the end of the file")
+_CLIENT_COPY = ("\\copy reads or writes a file on the client through psql",
+                "load the rows with INSERT … VALUES, or COPY … FROM a file on the database server")
+_DISPLAY = ("it only changes what psql prints", "delete this line")
+_META_COMMANDS = {
+    "c": _RUNS_ELSEWHERE, "connect": _RUNS_ELSEWHERE,
+    "i": _INCLUDE, "ir": _INCLUDE, "include": _INCLUDE, "include_relative": _INCLUDE,
+    "set": _VARIABLES, "unset": _VARIABLES, "gset": _VARIABLES, "getenv": _VARIABLES, "prompt": _VARIABLES,
+    "if": _CONDITIONALS, "elif": _CONDITIONALS, "else": _CONDITIONALS, "endif": _CONDITIONALS,
+    "restrict": _RESTRICT, "unrestrict": _RESTRICT,
+    "copy": _CLIENT_COPY,
+    "echo": _DISPLAY, "qecho": _DISPLAY, "warn": _DISPLAY, "pset": _DISPLAY, "timing": _DISPLAY, "x": _DISPLAY,
+    "a": _DISPLAY, "t": _DISPLAY, "encoding": _DISPLAY, "o": _DISPLAY, "out": _DISPLAY,
+    "g": ("\\g sends the statement before it", "end that statement with ; instead, and delete \\g"),
+    "gexec": ("\\gexec runs each value the query returns as a statement, in psql",
+              "write those statements out in the file (or build and EXECUTE them in a DO block)"),
+}
+_OTHER_META_COMMAND = ("mercurio-migrate sends the file to the server as SQL, and psql commands are not SQL",
+                       "delete this line, or do in SQL what it did")
+
+
+def psql_input(text: str, offset: int) -> tuple[int, str, str] | None:
+    """When the parser failed (at character ``offset``) on psql input that is not SQL: (the character offset
+    to name, what it is, what to do); else None."""
+    offset = min(offset, len(text))
+    copy = _copy_before(text, offset)
+    if copy is not None:
+        copy_start, data_start = copy
+        data_line = line_column(text, data_start)[0]
+        return (copy_start, f"COPY … FROM stdin followed by its data (from line {data_line}), as pg_dump writes "
+                            "it: psql streams those lines to the server, but a migration is sent as SQL and "
+                            "cannot carry data after a COPY",
+                "Load the rows with INSERT … VALUES (pg_dump --inserts writes them so) or COPY … FROM a file "
+                "on the database server, and delete the data lines and their closing \\. line.")
+    if text[offset:offset + 1] != "\\":
+        return None
+    line_end = text.find("\n", offset)
+    command_line = text[offset:line_end if line_end != -1 else len(text)].rstrip()
+    verb = command_line[1:].split(None, 1)[0] if command_line[1:2].strip() else ""
+    verb = verb.split("\\", 1)[0]  # a command's name ends at the next backslash too (`\x\g` is two commands)
+    if not verb or not (verb[0].isalpha() or verb in (".", "!", "?")):
+        return None
+    what, instead = _META_COMMANDS.get(verb, _OTHER_META_COMMAND)
+    shown = command_line if len(command_line) <= 60 else command_line[:57] + "..."
+    return offset, f"psql meta-command `{shown}` is not SQL: {what}", instead[0].upper() + instead[1:] + "."
+
+
+def _copy_before(text: str, offset: int) -> tuple[int, int] | None:
+    """(where the statement starts, where the next line starts) when the statement right before the one
+    the parser failed in is COPY … FROM stdin: the failure is then in its data."""
+    from pglast.parser import ParseError, scan
+
+    try:
+        tokens = scan(text[:offset])
+    except ParseError:
+        return None
+    ends = [token.end for token in tokens if token.name == "ASCII_59"]  # the semicolons the lexer saw
+    if not ends:
+        return None
+    outcome = parse_outcome(text[:ends[-1] + 1])
+    if outcome[0] != "parsed" or not outcome[2]:
+        return None
+    start, kind = outcome[2][-1][0], outcome[2][-1][4]
+    if kind != "CopyStmt":
+        return None
+    fields = outcome[3][-1]["CopyStmt"]
+    if not fields.get("is_from") or "filename" in fields:
+        return None
+    line_end = text.find("\n", ends[-1])
+    return start, (line_end + 1 if line_end != -1 else len(text))
 
 
 def _byte_to_char(text: str):

@@ -153,6 +153,30 @@ def test_copy_from_stdin(cli, tmp_path):
     check(cli("--dir", str(root), "up"), "COPY FROM STDIN in a migration", 2, "COPY … FROM STDIN")
 
 
+@pytest.mark.parametrize(("case", "line", "needle", "advice"), [
+    ("psql \\connect in migration.sql", "\\connect mercurio", "migration.sql:2:1: psql meta-command `\\connect "
+     "mercurio` is not SQL", "its own DATABASE_URL"),
+    ("psql \\i (include) in migration.sql", "\\i tables.sql", "migration.sql:2:1: psql meta-command `\\i "
+     "tables.sql` is not SQL", "Put the SQL of that file here"),
+    ("psql \\set variable in migration.sql", "\\set tenant 42", "migration.sql:2:1: psql meta-command `\\set "
+     "tenant 42` is not SQL", "Write the value into the SQL"),
+    ("pg_dump's \\restrict line in migration.sql", "\\restrict 3ZkQx9Lr0aBcDeF",
+     "migration.sql:2:1: psql meta-command `\\restrict 3ZkQx9Lr0aBcDeF` is not SQL", "Delete the \\restrict line"),
+])
+def test_psql_meta_command(cli, db, tmp_path, case, line, needle, advice):
+    root = folder(tmp_path, sql=f"CREATE TABLE a (id int);\n{line}\nCREATE TABLE b (id int);\n")
+    check(cli("--dir", str(root), "up"), case, 2, needle, advice)
+    assert db.execute("SELECT to_regclass('a')").fetchone()[0] is None
+
+
+def test_copy_from_stdin_with_inline_data(cli, db, tmp_path):
+    root = folder(tmp_path, sql="CREATE TABLE a (id int, name text);\n"
+                                "COPY public.a (id, name) FROM stdin;\n1\tacme\n2\tglobex\n\\.\n")
+    check(cli("--dir", str(root), "up"), "COPY FROM stdin with its data inline (pg_dump output)", 2,
+          "migration.sql:2:1: COPY … FROM stdin followed by its data (from line 3)", "INSERT … VALUES")
+    assert db.execute("SELECT to_regclass('a')").fetchone()[0] is None
+
+
 def test_failing_rollback_keeps_the_migration_applied(cli, db, tmp_path):
     root = folder(tmp_path, rollback="DROP TABLE a;\nDROP TABLE not_there;\n")
     assert cli("--dir", str(root), "up").returncode == 0

@@ -164,6 +164,16 @@ def test_syntax_error_is_a_finding_not_a_crash(tmp_path):
     assert error.line == 7 and error.severity == "error"
 
 
+def test_psql_input_is_named_as_such_with_what_to_do(tmp_path):
+    root = folder(tmp_path, HEADER + "CREATE TABLE t (id bigint);\n\\connect other\n").parent
+    (error,) = [f for f in lint_paths([root], load_config({})).findings if f.rule == "syntax-error"]
+    assert (error.line, error.column) == (8, 1)
+    assert error.message.startswith("psql meta-command `\\connect other` is not SQL") and "DATABASE_URL" in error.fix
+    root = folder(tmp_path / "copy", HEADER + "COPY t (id) FROM stdin;\n1\n2\n\\.\n").parent
+    (error,) = [f for f in lint_paths([root], load_config({})).findings if f.rule == "syntax-error"]
+    assert (error.line, error.column) == (7, 1) and "COPY … FROM stdin followed by its data" in error.message
+
+
 def test_docs_are_generated_from_the_rules():
     from mercurio_migrate.lint.docs import generate, generated_part
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from mercurio_migrate.errors import SqlError
+from mercurio_migrate.errors import PsqlInputError, SqlError
 from mercurio_migrate.sqlscript import Mode, line_column, parse
 
 SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "migration-examples.md"
@@ -81,6 +81,67 @@ def test_syntax_error_names_file_line_and_column():
     assert (error.location.file, error.location.line, error.location.column) == ("m/migration.sql", 3, 12)
     assert 'syntax error at or near "FRM"' in error.message
     assert "SELECT * FRM t;" in error.message
+
+
+@pytest.mark.parametrize(("text", "line", "column", "command", "advice"), [
+    ("CREATE TABLE a (id int);\n\\set n 5\nSELECT :n;\n", 2, 1, "`\\set n 5`", "write the value into the SQL"),
+    ("CREATE TABLE a (id int)\n\\connect other_db\n", 2, 1, "`\\connect other_db`", "its own DATABASE_URL"),
+    ("\\c other_db\n", 1, 1, "`\\c other_db`", "over that one connection"),
+    ("SELECT 1;\n  \\i schema/tables.sql\n", 2, 3, "`\\i schema/tables.sql`", "put the SQL of that file here"),
+    ("SELECT 1;\n\\ir tables.sql\n", 2, 1, "`\\ir tables.sql`", "put the SQL of that file here"),
+    ("--\n-- PostgreSQL database dump\n--\n\n\\restrict QJ6b2Zz8kX0aBcD\n\nSET statement_timeout = 0;\n", 5, 1,
+     "`\\restrict QJ6b2Zz8kX0aBcD`", "delete the \\restrict line and the \\unrestrict line"),
+    ("SET statement_timeout = 0;\n\\unrestrict QJ6b2Zz8kX0aBcD\n", 2, 1, "`\\unrestrict", "15.14"),
+    ("SELECT format('CREATE INDEX ON %I (id)', t) FROM ts \\gexec\n", 1, 53, "`\\gexec`", "write those statements"),
+    ("SELECT 1;\n\\timing on\n", 2, 1, "`\\timing on`", "delete this line"),
+])
+def test_psql_meta_commands_are_named_with_what_to_do_instead(text, line, column, command, advice):
+    with pytest.raises(PsqlInputError) as caught:
+        parse(text, "m/migration.sql")
+    error = caught.value
+    assert (error.location.file, error.location.line, error.location.column) == ("m/migration.sql", line, column)
+    assert f"psql meta-command {command}" in error.message and "is not SQL" in error.message
+    assert advice.lower() in (error.message + error.hint).lower()
+    assert error.exit_code == 2
+
+
+def test_only_a_backslash_where_the_parser_stops_counts_not_one_in_a_string_or_body():
+    body = ("SELECT 'C:\\temp\\x', E'a\\\\b';\n"
+            "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS $$\nSELECT '\\connect x'\n$$;\n"
+            "COMMENT ON FUNCTION f() IS $c$\n\\set x 1\n$c$;\n")
+    assert len(parse(body).statements) == 3  # valid SQL: the backslashes are string contents
+    with pytest.raises(PsqlInputError) as caught:
+        parse(body + "\\set y 2\n", "f.sql")
+    assert str(caught.value.location) == "f.sql:8:1" and "`\\set y 2`" in caught.value.message
+    with pytest.raises(SqlError) as plain:  # a syntax error elsewhere stays a syntax error
+        parse(body + "SELEC 1;\n", "f.sql")
+    assert not isinstance(plain.value, PsqlInputError) and 'syntax error at or near "SELEC"' in plain.value.message
+
+
+PG_DUMP_DATA = ("SET client_encoding = 'UTF8';\n\n"
+                "COPY public.tenant (id, name) FROM stdin;\n"
+                "{rows}\\.\n\n"
+                "SELECT pg_catalog.setval('public.tenant_id_seq', 2, true);\n")
+
+
+@pytest.mark.parametrize("rows", ["1\tacme\n2\tglobex\n", "", "\\N\tnobody\n", "select\t1\nfoo\tbar\n"])
+def test_copy_from_stdin_with_inline_data_names_the_copy_and_what_to_do(rows):
+    with pytest.raises(PsqlInputError) as caught:
+        parse(PG_DUMP_DATA.format(rows=rows), "m/migration.sql")
+    error = caught.value
+    assert (error.location.line, error.location.column) == (3, 1)  # the COPY
+    assert "COPY … FROM stdin followed by its data (from line 4)" in error.message
+    assert "INSERT … VALUES" in error.hint and "server" in error.hint
+    assert error.exit_code == 2
+
+
+def test_a_syntax_error_after_a_copy_from_a_server_file_is_a_plain_syntax_error():
+    with pytest.raises(SqlError) as caught:
+        parse("COPY public.tenant FROM '/srv/tenant.tsv';\n1\tacme\n", "f.sql")
+    assert not isinstance(caught.value, PsqlInputError)
+    with pytest.raises(PsqlInputError) as copy:  # the same data after FROM stdin is psql's
+        parse("COPY public.tenant FROM stdin;\n1\tacme\n", "f.sql")
+    assert "COPY … FROM stdin followed by its data (from line 2)" in copy.value.message
 
 
 def test_line_column_counts_characters_not_bytes():
