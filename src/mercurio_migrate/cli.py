@@ -296,14 +296,15 @@ def down(obj: Context, steps: int | None, to: str | None, all_: bool, dry_run: b
 
 @cli.command()
 @click.argument("version")
-@click.option("--applied", "mark", flag_value="applied", help="Record VERSION as applied (with today's checksums).")
-@click.option("--rolled-back", "mark", flag_value="rolled-back", help="Remove VERSION from the history.")
+@click.option("--applied", is_flag=True, help="Record VERSION as applied (with today's checksums).")
+@click.option("--rolled-back", is_flag=True, help="Remove VERSION from the history.")
 @pass_context
-def resolve(obj: Context, version: str, mark: str | None) -> None:
+def resolve(obj: Context, version: str, applied: bool, rolled_back: bool) -> None:
     """Mark a migration applied or rolled back without running it."""
-    if mark is None:
-        raise click.UsageError("give --applied or --rolled-back")
-    state = obj.engine().resolve(version, applied=mark == "applied")
+    if applied == rolled_back:
+        raise click.UsageError("give --applied or --rolled-back" if not applied else
+                               "give only one of --applied and --rolled-back: they say opposite things")
+    state = obj.engine().resolve(version, applied=applied)
     if obj.as_json:
         from mercurio_migrate.output import emit_json
 

@@ -338,6 +338,16 @@ def test_unknown_command_and_option(cli):
     check(cli("up", "--fast"), "unknown option", 2, "No such option")
 
 
+def test_resolve_with_both_applied_and_rolled_back(cli, db, tmp_path):
+    root = folder(tmp_path)
+    assert cli("--dir", str(root), "up").returncode == 0
+    check(cli("--dir", str(root), "resolve", "20250101_000000", "--applied", "--rolled-back"),
+          "resolve with both --applied and --rolled-back", 2, "give only one of --applied and --rolled-back")
+    reversed_order = cli("--dir", str(root), "resolve", "20250101_000000", "--rolled-back", "--applied")
+    assert reversed_order.returncode == 2 and "give only one of" in reversed_order.stderr
+    assert db.execute("SELECT count(*) FROM public.mercurio_migrations").fetchone()[0] == 1
+
+
 def test_unwritable_migrations_folder_for_new(cli, tmp_path):
     root = tmp_path / "m"
     root.write_text("a file, not a folder")
