@@ -247,11 +247,9 @@ def _read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
     if "\x00" in text:
         problems.append(LayoutProblem(path, "contains NUL bytes: it is a binary file, not SQL"))
         return None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    normalised = checksum(data)
-    raw = hashlib.sha256(data).hexdigest() if data.startswith(_BOM) or b"\r\n" in data else None
-    return SqlFile(path, text, normalised, raw)
+    if text.startswith("\ufeff") or b"\r\n" in data:  # what the checksum leaves out: the rare case
+        return SqlFile(path, text.removeprefix("\ufeff"), checksum(data), hashlib.sha256(data).hexdigest())
+    return SqlFile(path, text, hashlib.sha256(data).hexdigest())
 
 
 def _not_a_file(path: str) -> str:
