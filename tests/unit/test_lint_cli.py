@@ -164,6 +164,15 @@ def test_syntax_error_is_a_finding_not_a_crash(tmp_path):
     assert error.line == 7 and error.severity == "error"
 
 
+def test_a_path_that_is_neither_a_file_nor_a_directory_is_refused_unread(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "x.sql")
+    for path in (tmp_path / "x.sql", Path("/dev/zero")):
+        with pytest.raises(UsageError, match="not a regular file nor a directory, so it is not read"):
+            lint_paths([path], load_config({}))
+
+
 def test_psql_input_is_named_as_such_with_what_to_do(tmp_path):
     root = folder(tmp_path, HEADER + "CREATE TABLE t (id bigint);\n\\connect other\n").parent
     (error,) = [f for f in lint_paths([root], load_config({})).findings if f.rule == "syntax-error"]

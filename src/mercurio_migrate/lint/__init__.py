@@ -301,6 +301,10 @@ def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:
         if path.name in ("migration.sql", "rollback.sql") and isinstance(check_folder_name(folder.name), tuple):
             return "folder", folder.parent, folder.name, path
         return "file", path, None, path
+    if not path.is_dir():  # a FIFO would have the reader wait for a writer, a device might never end
+        raise UsageError(f"{path}: not a regular file nor a directory, so it is not read",
+                         hint="Pass SQL files (a symbolic link to one is fine), migration folders or a migrations "
+                              "directory.")
     if isinstance(check_folder_name(path.name), tuple) and (path / "migration.sql").is_file():
         return "folder", path.parent, path.name, None
     return "dir", path, None, None
