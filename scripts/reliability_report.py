@@ -78,6 +78,11 @@ def run(tests: list[str], env: dict) -> tuple[int, str]:
     return process.returncode, lines[-1].strip("= ") if lines else process.stdout[-300:]
 
 
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span: between double backticks when it holds a backtick itself."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mercurio-reliability-"))
     record, faults = work / "bad.jsonl", work / "faults.tsv"
@@ -103,7 +108,7 @@ def main() -> int:
     if faults.exists():
         tried, passed, migrations = (int(x) for x in faults.read_text().split())
     bad = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
-    bad_rows = "\n".join(f"| {b['case']} | {b['exit']} | `{b['shown'].replace('|', '/')[:200]}` |" for b in bad)
+    bad_rows = "\n".join(f"| {b['case']} | {b['exit']} | {_code(b['shown'].replace('|', '/')[:200])} |" for b in bad)
     OUTPUT.write_text(INTRO.format(
         date=datetime.now(UTC).strftime("%Y-%m-%d"), machine=f"{platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}",
