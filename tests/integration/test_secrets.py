@@ -83,14 +83,14 @@ def _password_url(database_url: str, password: str, *, form: str = "uri") -> str
     from psycopg.conninfo import conninfo_to_dict
 
     parts = conninfo_to_dict(database_url)
-    database = parts["dbname"]
+    database, port = parts["dbname"], parts["port"]
     host = quote(parts["host"], safe="")
     if form == "uri":
-        return f"postgresql://postgres:{password}@/{database}?host={host}"
+        return f"postgresql://postgres:{password}@/{database}?host={host}&port={port}"
     if form == "query":
-        return f"postgresql://postgres@/{database}?host={host}&password={quote(password, safe='')}"
+        return f"postgresql://postgres@/{database}?host={host}&port={port}&password={quote(password, safe='')}"
     escaped = password.replace("\\", "\\\\").replace("'", "\\'")
-    return f"host={parts['host']} user=postgres dbname={database} password='{escaped}'"
+    return f"host={parts['host']} port={port} user=postgres dbname={database} password='{escaped}'"
 
 
 def _assert_hidden(result, *pieces: str) -> None:
@@ -130,7 +130,8 @@ def test_a_password_with_hash_and_question_mark_is_never_shown(cli, database_url
 @pytest.mark.parametrize("command", COMMANDS)
 def test_connection_errors_never_show_the_password(cli, database_url, one_migration, tmp_path, command):
     args, _ = COMMANDS[command]
-    nowhere = database_url.split("?host=")[0] + "?host=" + quote(str(tmp_path / "no-server-here"), safe="")
+    no_server = quote(str(tmp_path / "no-server-here"), safe="")
+    nowhere = f"{database_url.split('?host=')[0]}?host={no_server}&port=5432"
     for password in (PASSWORD, quote(PASSWORD, safe="")):
         url = _password_url(nowhere, password)
         for as_json in ((), ("--json",)):
