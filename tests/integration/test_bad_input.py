@@ -29,9 +29,11 @@ def check(result, case: str, exit_code: int, *needles: str) -> None:
     if RECORD:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         shown = next((line for line in lines if needles and needles[0] in line), lines[0] if lines else "")
-        # temporary test folders would only be noise in the documentation
+        # temporary test folders (the test cluster's too, in /dev/shm or /tmp) would only be noise in the
+        # documentation
         shown = re.sub(r"/tmp/[^\s:'\"]*?/m/", "migrations/", shown)
-        shown = re.sub(r"/tmp/[^\s:'\"]*", "…", shown)
+        shown = re.sub(r"(/tmp|/dev/shm)/[^\s:'\"\\]*", "…", shown)
+        shown = re.sub(r"%2F(tmp|dev%2Fshm)%2F[^\s:&'\"]*", "…", shown)
         with open(RECORD, "a") as handle:
             handle.write(json.dumps({"case": case, "exit": result.returncode, "shown": shown}) + "\n")
 
