@@ -111,7 +111,12 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, directory: str | None, as_json: bool) -> None:
     """SQL-first PostgreSQL migrations in Mercurio's format."""
+    global _database_url
+    _database_url = database_url
     ctx.obj = Context(database_url, directory, as_json)
+
+
+_database_url: str | None = None  # the command's, for _report to scrub its password from any message
 
 
 # --- status, log ------------------------------------------------------------------------------------
@@ -438,12 +443,35 @@ def _report(exc: Exception, as_json: bool) -> None:
         exc = _translate(exc)
     from mercurio_migrate.output import emit_json, message
 
+    hide = _scrubber()
     if as_json:
-        emit_json({"error": exc.as_dict()})
-    message(exc.message, "error")
+        emit_json({"error": hide(exc.as_dict())})
+    message(hide(exc.message), "error")
     if exc.hint:
-        message(f"hint: {exc.hint}")
+        message(f"hint: {hide(exc.hint)}")
     sys.exit(exc.exit_code)
+
+
+def _scrubber():
+    """Removes the database URL's password, in every form it takes, from a message or a JSON document: the
+    last net under every failure (each path already redacts what it knows to be a URL)."""
+    url = _database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        return lambda value: value
+    from mercurio_migrate.redact import scrub, secrets_of
+
+    secrets = secrets_of(url)
+
+    def hide(value):
+        if isinstance(value, str):
+            return scrub(value, *secrets)
+        if isinstance(value, dict):
+            return {key: hide(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [hide(item) for item in value]
+        return value
+
+    return hide
 
 
 def _translate(exc: Exception):

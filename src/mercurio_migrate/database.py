@@ -13,9 +13,10 @@ from typing import Any, NamedTuple
 
 from mercurio_migrate import __version__
 from mercurio_migrate.errors import ConnectionFailed, UsageError
-from mercurio_migrate.redact import password_of, redact_url, scrub
+from mercurio_migrate.redact import misread_password, redact_url, scrub, secrets_of
 
 APPLICATION_NAME = "mercurio-migrate"
+_OPTION_SEPARATORS = frozenset(" \t\n\r\v\f\\")  # what the server's pg_split_opts splits on, and its escape
 BOOL_OID = 16  # pg_type.oid of boolean
 
 
@@ -31,6 +32,7 @@ class StatementResult(NamedTuple):
 
 def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout: int = 10):
     """Open the command's one connection (autocommit: the tool sends BEGIN/COMMIT itself)."""
+    check_url(url)
     import psycopg
 
     kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_timeout,
@@ -42,22 +44,48 @@ def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout:
     try:
         return psycopg.connect(url, **kwargs)
     except psycopg.ProgrammingError as exc:  # malformed conninfo: a configuration error
-        raise UsageError(
-            f"the database URL is not valid ({redact_url(url)}): {scrub(str(exc), password_of(url))}",
-            hint="Use a libpq URI such as postgresql://user@host:5432/dbname (password in PGPASSWORD or ~/.pgpass).",
-        ) from None
+        raise _invalid_url(url, str(exc)) from None
     except psycopg.OperationalError as exc:
-        message = scrub(str(exc).strip(), password_of(url))
+        message = str(exc).strip()
         hint = "Check that the server is running and the URL is right."
         if "password authentication failed" in message:
             hint = "Check the user name and password (set the password in PGPASSWORD or ~/.pgpass)."
         elif "does not exist" in message and "database" in message:
             hint = "Create the database first (createdb), or point DATABASE_URL at an existing one."
-        raise ConnectionFailed(f"cannot connect to {redact_url(url)}: {message}", hint=hint) from None
+        raise ConnectionFailed(f"cannot connect to {redact_url(url)}: {scrub(message, *secrets_of(url))}",
+                               hint=hint) from None
+
+
+def check_url(url: str) -> None:
+    """Before any connection: UsageError (that never shows the password) for a URL libpq refuses, or one
+    whose password libpq would read in part as the host or port (a ``/`` or ``@`` in it)."""
+    from mercurio_migrate.redact import ConninfoError, parse
+
+    try:
+        parse(url)
+    except ConninfoError as exc:
+        raise _invalid_url(url, str(exc)) from None
+    if misread_password(url):
+        raise UsageError(
+            f"the database URL {redact_url(url)} holds a '/' or '@' in its password (or an '@' outside its user "
+            "name and password): libpq ends the password at the first of them and would read the rest as the "
+            "host, port or database",
+            hint="Percent-encode them in the URL (/ as %2F, @ as %40), or leave the password out of the URL and "
+                 "set it in PGPASSWORD or ~/.pgpass.")
+
+
+def _invalid_url(url: str, libpq_message: str) -> UsageError:
+    return UsageError(
+        f"the database URL is not valid ({redact_url(url)}): {scrub(libpq_message.strip(), *secrets_of(url))}",
+        hint="Use a libpq URI such as postgresql://user@host:5432/dbname (password in PGPASSWORD or ~/.pgpass).")
 
 
 def _own_options(options: dict[str, str]) -> str:
-    return " ".join(f"-c {key}={_escape_option(value)}" for key, value in options.items())
+    from mercurio_migrate.keys import unusable_key
+
+    # a PII key that is not usable is never sent: a command that needs it says so (keys.session_settings)
+    return " ".join(f"-c {key}={_escape_option(value)}" for key, value in options.items()
+                    if not unusable_key(key, value))
 
 
 def _url_options(url: str) -> str | None:
@@ -70,8 +98,9 @@ def _url_options(url: str) -> str | None:
 
 
 def _escape_option(value: str) -> str:
-    """Backslash-escape spaces and backslashes, as libpq's `options` syntax requires."""
-    return str(value).replace("\\", "\\\\").replace(" ", "\\ ")
+    """Backslash-escape backslashes and every white-space character, as the server splits `options` on
+    them: an unescaped tab would end the value and make the rest a server argument of its own."""
+    return "".join("\\" + c if c in _OPTION_SEPARATORS else c for c in str(value))
 
 
 @functools.cache

@@ -4,14 +4,20 @@ The cluster lives in ``.mercurio/`` of the working folder. It listens only on a 
 directory that only the server's user can enter, so it needs no password and is not reachable from
 the network. As root, ``initdb`` refuses to run: the server then runs as an unprivileged system
 user (``mercurio-pg``) that the tool creates once.
+
+Where the cluster cannot live in ``.mercurio/`` — the server's user cannot reach the folder (root in
+``/root/project``), the socket's path would be too long, or the path holds a character pg_ctl or libpq
+cannot take — it lives in a folder of its own under :func:`clusters_dir`, and ``.mercurio/cluster`` names it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import os
 import pwd
+import re
 import shutil
 import subprocess
 from contextlib import contextmanager
@@ -25,6 +31,16 @@ SERVER_USER = "mercurio-pg"
 DEFAULT_DATABASE = "mercurio"
 SUPERUSER = "postgres"
 PORT = 5432  # only names the socket file: the cluster does not listen on TCP
+POINTER_FILE = "cluster"  # in the project's .mercurio/: the folder its cluster lives in, when not there
+SOCKET_PATH_MAX = 100  # a Unix socket's path is at most 107 bytes (sun_path)
+# A cluster cannot live in a folder whose path holds one of these: pg_ctl hands the data folder and log
+# file to /bin/sh inside double quotes (a '$(…)' in a folder name would run), and libpq reads a comma
+# in its `host` as the end of one host of a list.
+_UNSAFE_PATH = re.compile(r'["$`\\,\x00-\x1f\x7f]')
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9_.-]{0,24}-[0-9a-f]{16}")  # a cluster's folder under clusters_dir()
+# what the server's processes keep of our environment: nothing else (PG* would redirect the tools,
+# MERCURIO_PII_KEY or DATABASE_URL must not sit in a server process's environment)
+_SERVER_ENVIRONMENT = re.compile(r"PATH|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TZDIR|TMPDIR|LD_LIBRARY_PATH|DYLD_LIBRARY_PATH")
 
 
 class EmbeddedError(MercurioError):
@@ -116,11 +132,22 @@ def server_user() -> ServerUser:
     return ServerUser(entry.pw_uid, entry.pw_gid, entry.pw_name)
 
 
-class Cluster:
-    """One local PostgreSQL cluster under ``root``."""
+def _run_as(user: ServerUser, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """``args`` run as ``user``, with only the environment a server needs (see _SERVER_ENVIRONMENT)."""
+    extra = {} if user.is_current else {"user": user.uid, "group": user.gid, "extra_groups": []}
+    env = {k: v for k, v in os.environ.items() if _SERVER_ENVIRONMENT.fullmatch(k)}
+    env["LC_ALL"] = env.get("LC_ALL") or "C.UTF-8"
+    return subprocess.run(args, capture_output=True, text=True, env=env, cwd="/", **extra, **kwargs)
 
-    def __init__(self, root: Path | str, *, durable: bool = True, database: str = DEFAULT_DATABASE):
+
+class Cluster:
+    """One local PostgreSQL cluster under ``root``. ``pointer``: the file that must name ``root`` once the
+    cluster exists (a project's ``.mercurio/cluster``, when its cluster lives elsewhere)."""
+
+    def __init__(self, root: Path | str, *, durable: bool = True, database: str = DEFAULT_DATABASE,
+                 pointer: Path | None = None):
         self.root = Path(root).absolute()
+        self.pointer = pointer
         self.durable = durable
         self.database = database
         self.data_dir = self.root / "pgdata"
@@ -129,11 +156,16 @@ class Cluster:
         self._lock_file = self.root / "cluster.lock"
 
     # --- addresses -------------------------------------------------------------------------------
+    # Both name the port: libpq would otherwise take PGPORT from the environment, and look for another socket.
     def url(self, database: str | None = None) -> str:
-        return f"postgresql://{SUPERUSER}@/{quote(database or self.database)}?host={quote(str(self.socket_dir), safe='')}"
+        return (f"postgresql://{SUPERUSER}@/{quote(database or self.database)}"
+                f"?host={quote(str(self.socket_dir), safe='')}&port={PORT}")
 
     def conninfo(self, database: str | None = None) -> str:
-        return f"host={self.socket_dir} port={PORT} user={SUPERUSER} dbname={database or self.database}"
+        from mercurio_migrate.libpq import format_conninfo
+
+        return format_conninfo({"host": str(self.socket_dir), "port": str(PORT), "user": SUPERUSER,
+                                "dbname": database or self.database})
 
     # --- state -----------------------------------------------------------------------------------
     @property
@@ -190,11 +222,7 @@ class Cluster:
         return pq.PGconn.ping(self.conninfo("postgres").encode()) == pq.Ping.OK
 
     def _run_as_server(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
-        user = self._user
-        extra = {} if user.is_current else {"user": user.uid, "group": user.gid, "extra_groups": []}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env["LC_ALL"] = env.get("LC_ALL") or "C.UTF-8"
-        return subprocess.run(args, capture_output=True, text=True, env=env, cwd="/", **extra, **kwargs)
+        return _run_as(self._user, args, **kwargs)
 
     @property
     def _user(self) -> ServerUser:
@@ -220,6 +248,8 @@ class Cluster:
         if not user.is_current:
             # the server user must be able to reach its directories
             self.root.chmod(0o711)
+            if self.pointer is not None:
+                self.root.parent.chmod(0o711)  # clusters_dir(), whatever the umask made it
             check = self._run_as_server(["/bin/sh", "-c", 'test -w "$0" && test -w "$1"',
                                          str(self.data_dir), str(self.socket_dir)])
             if check.returncode != 0:
@@ -237,7 +267,8 @@ class Cluster:
             raise EmbeddedError(f"initdb failed for {self.data_dir}: {result.stderr.strip()}")
         settings = {
             "listen_addresses": "''",
-            "unix_socket_directories": f"'{self.socket_dir}'",
+            # a list of folders: one, double-quoted (a comma or space in its path), as a quoted conf string
+            "unix_socket_directories": _conf_string(f'"{self.socket_dir}"'),
             "unix_socket_permissions": "0700",
             "max_connections": "200",
             "logging_collector": "off",
@@ -248,6 +279,8 @@ class Cluster:
             conf.write("\n# written by mercurio-migrate\n")
             for key, value in settings.items():
                 conf.write(f"{key} = {value}\n")
+        if self.pointer is not None:
+            _write_atomically(self.pointer, f"{self.root}\n")
 
     def _start(self) -> None:
         result = self._pg_ctl("start", "-w", "-t", "60", "-l", str(self.log_file), check=False)
@@ -296,13 +329,82 @@ def default_home(cwd: Path | None = None) -> Path:
 
 
 def local_cluster() -> Cluster:
-    home = default_home()
-    if len(str(home / "run" / f".s.PGSQL.{PORT}")) > 100:
+    """The project's cluster: in ``.mercurio/`` (or MERCURIO_HOME) when it can live there, else in a folder of
+    its own under clusters_dir() that ``.mercurio/cluster`` names (written when the cluster is created)."""
+    home = default_home().absolute()
+    if (home / "pgdata" / "PG_VERSION").is_file():
+        return Cluster(home)
+    named = _pointed_at(home)
+    if named is not None:
+        return Cluster(named)
+    if _can_live_in(home):
+        return Cluster(home)
+    root = clusters_dir() / _folder_name(home)
+    if not _socket_fits(root):
         raise UsageError(
-            f"the working folder's path is too long for a Unix socket under {home}",
+            f"the path of the local server's socket would be too long for a Unix socket under {root}",
             hint="Set MERCURIO_HOME to a shorter folder, e.g. /var/tmp/mercurio-<project>.",
         )
-    return Cluster(home)
+    return Cluster(root, pointer=home / POINTER_FILE)
+
+
+def clusters_dir() -> Path:
+    """Where clusters live that cannot live in their project's folder: a system folder for root (its
+    server's user must reach it), the user's state folder otherwise."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/mercurio-migrate")
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "mercurio-migrate"
+
+
+def _pointed_at(home: Path) -> Path | None:
+    """The folder ``home``'s pointer file names; only one under clusters_dir() is taken (the tool wrote it):
+    a pointer elsewhere (a copied or crafted .mercurio/) would have root chown and chmod that folder."""
+    try:
+        named = Path((home / POINTER_FILE).read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    base = clusters_dir()
+    if named.parent != base or not _FOLDER_NAME.fullmatch(named.name):
+        raise UsageError(f"{home / POINTER_FILE} names {named}, which is not a folder of {base}",
+                         hint=f"Delete {home / POINTER_FILE}: the next command creates the cluster where it can live.")
+    return named
+
+
+def _can_live_in(home: Path) -> bool:
+    if _UNSAFE_PATH.search(str(home)) or not _socket_fits(home):
+        return False
+    user = server_user()
+    if user.is_current:
+        return True
+    # the tool creates what is missing of `home`, and lets the server's user through it (mode 0711): can
+    # that user get as far as the nearest folder that exists?
+    existing = home.parent
+    while not existing.is_dir():
+        existing = existing.parent
+    return _run_as(user, ["/bin/sh", "-c", 'cd "$0"', str(existing)]).returncode == 0
+
+
+def _socket_fits(root: Path) -> bool:
+    return len(str(root / "run" / f".s.PGSQL.{PORT}").encode()) <= SOCKET_PATH_MAX
+
+
+def _folder_name(home: Path) -> str:
+    """The project's folder name (made safe) and a hash of ``home``'s path: one folder per project."""
+    label = re.sub(r"[^A-Za-z0-9_.-]", "_", home.parent.name)[:24]
+    return f"{label}-{hashlib.sha256(str(home).encode()).hexdigest()[:16]}"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _conf_string(value: str) -> str:
+    """``value`` as a postgresql.conf string: quotes doubled, backslashes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def throwaway_parent(env_name: str, min_free_bytes: int) -> str:

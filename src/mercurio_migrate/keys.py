@@ -26,6 +26,7 @@ SETTING_FOR_ENV = {
     PII_OLD_KEYS_ENV: "mercurio.pii_old_keys",
     HMAC_KEY_ENV: "mercurio.hmac_key",
 }
+_ENV_FOR_SETTING = {setting: env_name for env_name, setting in SETTING_FOR_ENV.items()}
 
 # Function name -> the environment variable its SQL body reads
 FUNCTION_KEYS = {
@@ -228,16 +229,40 @@ def _write_dev_keys(path: Path, missing: set[str]) -> dict[str, str]:
         os.unlink(temp)
 
 
-def _check_key(env_name: str, value: str) -> None:
+def _usable(env_name: str, value: str) -> bool:
     parts = value.split(",") if env_name == PII_OLD_KEYS_ENV else [value]
-    for part in parts:
-        if len(part) < MIN_KEY_LENGTH or not _KEY_CHARS.fullmatch(part):
-            which = "a key in " + env_name if env_name == PII_OLD_KEYS_ENV else env_name
-            raise UsageError(
-                f"{which} is not a usable key: it needs at least {MIN_KEY_LENGTH} characters of "
-                "A-Z a-z 0-9 + / = _ . - (no spaces or commas)",
-                hint='Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"',
-            )
+    return all(len(part) >= MIN_KEY_LENGTH and _KEY_CHARS.fullmatch(part) for part in parts)
+
+
+def unusable_key(setting: str, value: str) -> bool:
+    """Whether ``setting`` is a PII key setting (``mercurio.pii_key``, …) whose value is not a usable key:
+    such a value is never sent to a server (it could end the startup option it travels in)."""
+    env_name = _ENV_FOR_SETTING.get(setting)
+    return env_name is not None and not _usable(env_name, value)
+
+
+def _check_key(env_name: str, value: str) -> None:
+    if not _usable(env_name, value):
+        which = "a key in " + env_name if env_name == PII_OLD_KEYS_ENV else env_name
+        raise UsageError(
+            f"{which} is not a usable key: it needs at least {MIN_KEY_LENGTH} characters of "
+            "A-Z a-z 0-9 + / = _ . - (no spaces, tabs, line breaks or commas); nothing was run",
+            hint='Generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"',
+        )
+
+
+def check_usable(scripts: object, *, embedded: bool) -> None:
+    """Before anything runs: UsageError naming the variable (never its value) when a key that ``scripts``
+    need is set (in the environment, or on the embedded default in its keys file) but is not usable. For
+    the commands that run migrations on a scratch database (verify, drift, dump, explain)."""
+    wanted = set().union(*(needed for _, needed in _needed_by(scripts)))
+    if PII_KEY_ENV in wanted:
+        wanted.add(PII_OLD_KEYS_ENV)
+    for env_name in SETTING_FOR_ENV:
+        if env_name in wanted:
+            value = lookup(env_name) if embedded else os.environ.get(env_name)
+            if value:
+                _check_key(env_name, value)
 
 
 def _needed_by(sources: object) -> list[tuple[str, set[str]]]:
@@ -302,6 +327,11 @@ def session_settings(settings, scripts: object) -> SessionSettings:
             hint=f"Export {' and '.join(sorted(missing))} (at least {MIN_KEY_LENGTH} characters each). The keys "
                  "reach the server only as session settings for this run; they are never stored.",
         )
+    # only the keys the scripts need (and the retired keys that decrypt with the PII key): a malformed key
+    # that nothing here uses stops nothing
+    if PII_KEY_ENV in wanted:
+        wanted.add(PII_OLD_KEYS_ENV)
+    values = {name: value for name, value in values.items() if name in wanted}
     for env_name, value in values.items():
         _check_key(env_name, value)
     return SessionSettings({SETTING_FOR_ENV[name]: value for name, value in values.items()}, messages)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mercurio_migrate import snapshot
+from mercurio_migrate import keys, snapshot
 from mercurio_migrate.config import Settings
 from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
 from mercurio_migrate.errors import MercurioError, MigrationFailed, UsageError
@@ -172,6 +172,7 @@ class _Runner:
 
     def __init__(self, engine: Engine, scratch: Scratch, clock: _Clock | None = None):
         self.warnings: list[str] = []
+        self._embedded = engine.settings.database_url is None  # where the PII keys come from (scratch.options)
         self.engine = _scratch_engine(engine, scratch, self._on_event)
         self.clock = clock or _Clock({})
 
@@ -184,6 +185,7 @@ class _Runner:
         """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
         scripts = self.engine.parse_all(pairs)
+        keys.check_usable(scripts, embedded=self._embedded)
         # verify.sql too, as `up` does it, so that no file is parsed between two runs
         self.engine.parse_verify_scripts(migrations)
         up = {m.version: s for m, s in zip(migrations, scripts)}

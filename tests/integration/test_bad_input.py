@@ -31,9 +31,11 @@ def check(result, case: str, exit_code: int, *needles: str) -> None:
     if RECORD:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         shown = next((line for line in lines if needles and needles[0] in line), lines[0] if lines else "")
-        # temporary test folders (the cluster's may be in /dev/shm) would only be noise in the documentation
+        # temporary test folders (the test cluster's too, in /dev/shm or /tmp) would only be noise in the
+        # documentation
         shown = re.sub(r"/tmp/[^\s:'\"]*?/m/", "migrations/", shown)
-        shown = re.sub(r"(?:/tmp|/dev/shm)/[^\s:'\"]*", "…", shown)
+        shown = re.sub(r"(/tmp|/dev/shm)/[^\s:'\"\\]*", "…", shown)
+        shown = re.sub(r"%2F(tmp|dev%2Fshm)%2F[^\s:&'\"]*", "…", shown)
         with open(RECORD, "a") as handle:
             handle.write(json.dumps({"case": case, "exit": result.returncode, "shown": shown}) + "\n")
 
@@ -202,6 +204,28 @@ def test_invalid_database_url(cli, tmp_path):
     root = folder(tmp_path)
     check(cli("--dir", str(root), "up", database_url="postgresql://app:pw@host/db?colour=blue"),
           "malformed DATABASE_URL", 2, "not valid", "app:***@host")
+
+
+@pytest.mark.parametrize(("case", "password", "needle"), [
+    ("DATABASE_URL password with a space and a '#' (libpq refuses the URL)", "Secret1 #Secret2", "not valid"),
+    ("DATABASE_URL password with a '/' (libpq would read a port)", "Secret1/Secret2", "Percent-encode"),
+    ("DATABASE_URL password with an '@' (libpq would read a host)", "Secret1@Secret2", "Percent-encode"),
+])
+def test_database_url_password_libpq_cannot_take(cli, tmp_path, case, password, needle):
+    root = folder(tmp_path)
+    result = cli("--dir", str(root), "up", database_url=f"postgresql://app:{password}@127.0.0.1:1/db")
+    check(result, case, 2, "app:***@127.0.0.1:1/db", needle)
+    assert "Secret" not in result.stdout + result.stderr
+
+
+def test_malformed_pii_key(cli, db, tmp_path):
+    root = folder(tmp_path, sql="CREATE TABLE a AS SELECT encrypt_pii('x') AS v;")
+    key = "abcdefghijklmnopqrstuvwxyz012345\tKeyPiece0000000"
+    result = cli("--dir", str(root), "up", env={"MERCURIO_PII_KEY": key})
+    check(result, "PII key with a tab in it, needed by a migration", 2, "MERCURIO_PII_KEY is not a usable key",
+          "nothing was run")
+    assert "KeyPiece" not in result.stdout + result.stderr
+    assert db.execute("SELECT to_regclass('a')").fetchone()[0] is None
 
 
 def test_database_that_does_not_exist(cli, pg_cluster, tmp_path):
