@@ -162,10 +162,10 @@ class Cluster:
                 f"?host={quote(str(self.socket_dir), safe='')}&port={PORT}")
 
     def conninfo(self, database: str | None = None) -> str:
-        from mercurio_migrate.libpq import format_conninfo
+        from psycopg.conninfo import make_conninfo
 
-        return format_conninfo({"host": str(self.socket_dir), "port": str(PORT), "user": SUPERUSER,
-                                "dbname": database or self.database})
+        return make_conninfo("", host=str(self.socket_dir), port=str(PORT), user=SUPERUSER,
+                             dbname=database or self.database)
 
     # --- state -----------------------------------------------------------------------------------
     @property
