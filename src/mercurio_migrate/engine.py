@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import NamedTuple
 
-from mercurio_migrate import faults, history, locks
+from mercurio_migrate import faults, history, layout, locks
 from mercurio_migrate.config import Settings
 from mercurio_migrate.database import (
     connect,
@@ -358,7 +358,8 @@ class Engine:
             raise DriftError(drifted)
         self.emit("warning", "continuing despite drift (--allow-drift): " + ", ".join(drifted))
 
-    def _refuse_renamed(self, states: list[MigrationState], applied: dict[str, history.HistoryRow]) -> None:
+    def _refuse_renamed(self, found: MigrationSet, states: list[MigrationState],
+                        applied: dict[str, history.HistoryRow]) -> None:
         """A pending folder whose migration.sql is byte-identical to an applied one that vanished from disk
         is almost surely that migration renamed: running it again would apply it twice."""
         missing = {s.checksum: s for s in states if s.state == MISSING}
@@ -369,7 +370,9 @@ class Engine:
             elif state.state == APPLIED and applied[state.version].name != state.name:
                 self.emit("warning", f"{state.version}: applied as {applied[state.version].name!r}, the folder is now "
                                      f"named {state.name!r}", version=state.version)
-        renamed = [(s, missing[s.checksum]) for s in states if s.state == PENDING and s.checksum in missing]
+        on_disk = found.by_version()
+        renamed = [(s, old) for s in states if s.state == PENDING for old in missing.values()
+                   if layout.is_recorded(on_disk[s.version].migration, old.checksum)]
         if renamed:
             pairs = ", ".join(f"{new.version}_{new.name} (was {old.version}_{old.name})" for new, old in renamed)
             raise MercurioError(
@@ -399,8 +402,11 @@ class Engine:
         if len(errors) == 1:
             raise errors[0]
         if errors:
-            raise MercurioError("files that cannot run; nothing was run:\n" + "\n".join(e.message for e in errors),
-                                hint="Fix each file at the position named.")
+            problem = MercurioError("files that cannot run; nothing was run:\n" + "\n".join(
+                e.message + (f"\n    hint: {e.hint}" if e.hint else "") for e in errors),
+                hint="Fix each file at the position named.")
+            problem.exit_code = max(e.exit_code for e in errors)  # 2 when each must be rewritten
+            raise problem
         return scripts
 
     @staticmethod
@@ -500,7 +506,7 @@ class Engine:
         """Refuse drifted files and renamed folders (see _refuse_drift, _refuse_renamed)."""
         states = self.compute_states(found, applied, describe=False)
         self._refuse_drift(states, allow_drift)
-        self._refuse_renamed(states, applied)
+        self._refuse_renamed(found, states, applied)
 
     def _warn_out_of_order(self, pending: list[Migration], applied: dict[str, history.HistoryRow]) -> None:
         newest_applied = max(applied) if applied else ""
@@ -574,11 +580,18 @@ class Engine:
             if applied:
                 if migration is None:
                     raise UsageError(f"{version}: no such folder on disk; cannot mark it applied")
-                if version in history_rows:
-                    raise UsageError(f"{version} is already recorded as applied; nothing to mark")
-                finish = executor.record_sql(migration, "up", 0, "resolved", duration_ms=0.0,
-                                             note="marked applied by mercurio-migrate resolve (not run)",
-                                             clear_progress=self._tables[2])
+                if version in history_rows:  # re-record today's checksums (after a deliberate edit)
+                    finish = [history.update_checksums_sql().format(
+                        version=literal(conn, version), name=literal(conn, migration.name),
+                        checksum=literal(conn, migration.migration.checksum),
+                        rollback_checksum=literal(conn, migration.rollback.checksum if migration.rollback else None)),
+                        history.insert_log_sql(self._log_table).format(
+                            migration_name=literal(conn, migration.id), records="0",
+                            notes=literal(conn, "checksums re-recorded by mercurio-migrate resolve (not run)"))]
+                else:
+                    finish = executor.record_sql(migration, "up", 0, "resolved", duration_ms=0.0,
+                                                 note="marked applied by mercurio-migrate resolve (not run)",
+                                                 clear_progress=self._tables[2])
             else:
                 progress = self.read_progress(conn).get(version)
                 if version not in history_rows and not progress:

@@ -152,6 +152,11 @@ def insert_applied_sql() -> str:
     )
 
 
+def update_checksums_sql() -> str:
+    return (f"UPDATE {HISTORY_TABLE} SET name = {{name}}, checksum = {{checksum}}, "
+            "rollback_checksum = {rollback_checksum} WHERE version = {version}")
+
+
 def delete_applied_sql() -> str:
     return f"DELETE FROM {HISTORY_TABLE} WHERE version = {{version}}"
 
