@@ -71,11 +71,19 @@ def _stop_and_remove(work: Path, *projects: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-def _server_processes(data_dir: Path) -> list[int]:
-    """The postmaster of the cluster in ``data_dir`` and its children."""
+def _server_processes(data_dir: Path) -> dict[int, bytes]:
+    """The environment and command line of the postmaster of the cluster in ``data_dir`` and of its children
+    (those still there when read: a backend may end meanwhile)."""
     postmaster = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
     children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-    return [postmaster, *map(int, children)]
+    found = {}
+    for pid in (postmaster, *map(int, children)):
+        try:
+            found[pid] = Path(f"/proc/{pid}/environ").read_bytes() + b"\0" + Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+    assert postmaster in found
+    return found
 
 
 def test_the_embedded_server_ignores_the_callers_environment():
@@ -92,10 +100,8 @@ def test_the_embedded_server_ignores_the_callers_environment():
         psql = subprocess.run([str(find_bindir() / "psql"), url.stdout.strip(), "-Atc", "SELECT count(*) FROM a"],
                               capture_output=True, text=True, env={**os.environ, **env})
         assert psql.returncode == 0 and psql.stdout.strip() == "0", psql.stderr
-        for pid in _server_processes(work / ".mercurio" / "pgdata"):
-            for name in ("environ", "cmdline"):
-                assert secret.encode() not in Path(f"/proc/{pid}/{name}").read_bytes(), (pid, name)
-            assert b"PGPORT=" not in Path(f"/proc/{pid}/environ").read_bytes()
+        for pid, seen in _server_processes(work / ".mercurio" / "pgdata").items():
+            assert secret.encode() not in seen and b"PGPORT=" not in seen, pid
     finally:
         _stop_and_remove(work, work)
 
