@@ -66,7 +66,7 @@ COMMANDS = {
     "log": (("log",), {0}),
     "up": (("up",), {0}),
     "down": (("down",), {0}),
-    "resolve": (("resolve", "20250101_000000_a", "--applied"), {0}),
+    "resolve": (("resolve", "20250101_000000_a", "--applied"), {0, 2}),  # 2: already recorded, a second time
     "verify": (("verify", "--keep"), {0}),
     "drift": (("drift",), {0, 1}),
     "dump": (("dump",), {0}),
