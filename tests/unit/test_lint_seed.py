@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
+from conftest import SEED_FILES, seed_file
 from mercurio_migrate.lint import lint_paths, load_config
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "migration-examples.md"
 EX1, EX2, EX3 = "20250823_143000_create_tenant_tables", "20250823_144000_create_identity_system", \
     "20250823_145000_add_event_system_indexes"
 EX4, EX5 = "20250824_090000_migrate_legacy_user_data", "20250824_100000_add_funnel_versioning"
@@ -53,13 +52,11 @@ EXPECTED = {
 
 
 def extract_seed(target: Path) -> Path:
-    text = SEED.read_text(encoding="utf-8")
-    blocks = re.findall(r"#### File: `([^`]+)`\s*\n```sql\n(.*?)```", text, re.S)
-    assert len(blocks) == 7, "the seed holds five migrations and two rollbacks"
-    for relative, body in blocks:
+    """The seed's five migrations and two rollbacks alone, as the seed document holds them."""
+    for relative in SEED_FILES:
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body, encoding="utf-8")
+        path.write_text(seed_file(relative) + "\n", encoding="utf-8")
     return target
 
 

@@ -1,17 +1,10 @@
-import re
 from pathlib import Path
 
 import pytest
 
+from conftest import seed_file
 from mercurio_migrate.errors import PsqlInputError, SqlError
 from mercurio_migrate.sqlscript import Mode, line_column, parse
-
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed" / "migration-examples.md"
-
-
-def seed_file(path: str) -> str:
-    blocks = dict(re.findall(r"#### File: `([^`]+)`\n```sql\n(.*?)```", SEED.read_text(), re.S))
-    return blocks[path]
 
 
 def test_semicolons_in_strings_comments_and_function_bodies_do_not_split():
