@@ -148,17 +148,16 @@ class DriftReport:
 
 
 @contextmanager
-def scratch_database(engine: Engine, *, keep: bool = False, scratch: Scratch | None = None) -> Iterator[Scratch]:
-    """A scratch database for ``engine``'s server (``scratch``: one already being created), dropped at the end."""
+def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]:
+    """A scratch database on ``engine``'s server, dropped at the end (kept with ``keep``). The server builds
+    it while the caller reads and parses the migrations; the first connection to it waits for it."""
+    scratch = Scratch(engine.database_url())
     try:
-        if scratch is None:
-            scratch = Scratch(engine.database_url())
-            scratch.create(wait=False)
+        scratch.create(wait=False)
         scratch.options = engine.connection_options()
         yield scratch
     finally:
-        if scratch is not None:
-            scratch.close(keep=keep)
+        scratch.close(keep=keep)
 
 
 def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event], None]) -> Engine:
@@ -234,13 +233,13 @@ def _take(conn) -> Snapshot:
 
 # --- verify -----------------------------------------------------------------------------------------
 def verify(engine: Engine, *, to: str | None = None, start: str | None = None, data: bool = False,
-           strict: bool = False, keep: bool = False, scratch: Scratch | None = None) -> VerifyReport:
+           strict: bool = False, keep: bool = False) -> VerifyReport:
     """``start`` (--from): the first migration to round-trip; those before it are applied first, unchecked (with
-    their fixtures under ``data``). ``scratch``: a Scratch whose CREATE DATABASE was sent already (the command
-    sends it before it imports this module); it is dropped at the end whatever happens."""
+    their fixtures under ``data``). The scratch database is dropped at the end whatever happens (kept with
+    ``keep``)."""
     started, timings = time.perf_counter(), {}
     clock = _Clock(timings)
-    scratch_context = scratch_database(engine, keep=keep, scratch=scratch)
+    scratch_context = scratch_database(engine, keep=keep)
     with scratch_context as scratch:
         found = discover(engine.settings.migrations_dir)
         migrations = _select(found.migrations, to)

@@ -170,3 +170,36 @@ def test_a_migration_that_deallocates_prepared_statements_runs_alone(cli, db, tm
     assert applied(db) == [f"20250101_00000{i}" for i in range(5)]
     assert db.execute("SELECT count(*) FROM migration_log WHERE notes LIKE 'applied by mercurio-migrate%'"
                       ).fetchone()[0] == 5
+
+
+def test_ctrl_c_during_a_batch_stops_at_once_and_names_exactly_what_committed(db, database_url, tmp_path):
+    """Ctrl-C while a batch runs: the running statement is cancelled at once, and the report (exit 130) names
+    the migrations that committed: exactly those the history holds, each with its table."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TEST_KEYS
+
+    root = tmp_path / "m"
+    for i in range(40):
+        write_migration(root, f"20250101_{i:06d}_t{i}", f"CREATE TABLE t{i} (id int);\nSELECT pg_sleep(0.05);\n")
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in process.stderr:
+        if "in one round trip" in line:
+            break
+    time.sleep(0.6)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 3, "Ctrl-C took effect late"
+    assert process.returncode == 130, rest
+    done = applied(db)
+    assert 0 < len(done) < 40, done
+    assert f"interrupted: {len(done)} migration(s) committed and recorded" in rest
+    tables = {r.split(".")[1] for r in relations(db)} - {"mercurio_migrations", "migration_log"}
+    assert tables == {f"t{int(v.split('_')[1])}" for v in done}
