@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mercurio_migrate import keys, snapshot
+from mercurio_migrate import keys, planner, snapshot
 from mercurio_migrate.config import Settings
 from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
 from mercurio_migrate.errors import MercurioError, MigrationFailed, UsageError
@@ -631,7 +631,7 @@ def drift(engine: Engine) -> DriftReport:
         raise MercurioError("applied migrations are missing from the migrations folder, so the expected schema "
                             "cannot be rebuilt: " + ", ".join(missing),
                             hint="Restore their folders (e.g. from version control), then run drift again.")
-    for state in engine.compute_states(found, applied):
+    for state in planner.compute_states(found, applied):
         if state.drifted_files:
             warnings.append(f"{state.version}_{state.name}: {', '.join(state.drifted_files)} changed since it was "
                             "applied; the expected schema is built from today's files")
