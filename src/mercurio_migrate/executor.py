@@ -21,6 +21,7 @@ from collections.abc import Callable
 from mercurio_migrate import __version__, faults, history, locks
 from mercurio_migrate.database import (
     BOOL_OID,
+    Connection,
     Interrupted,
     client_host,
     in_failed_or_open_transaction,
@@ -57,7 +58,7 @@ MAX_BATCH_MIGRATIONS, MAX_BATCH_CHARS = 500, 1_000_000
 _DROPS_PREPARED = frozenset({"DeallocateStmt", "DiscardStmt"})
 
 class Executor(StatementwiseRunner):
-    def __init__(self, conn, settings, emit: Callable[..., None], log_table: str,
+    def __init__(self, conn: Connection, settings, emit: Callable[..., None], log_table: str,
                  verify_script: Callable[[Migration], Script | None], *, check_lock: bool = True):
         """``check_lock``: the caller holds the migration lock, and nothing is recorded once it is lost (False
         on a scratch database no other run can reach)."""
