@@ -37,7 +37,7 @@ ERROR, WARNING, NOTE, EXPECTED = "error", "warning", "note", "expected"
 
 
 @dataclass(frozen=True)
-class Finding:
+class VerifyFinding:
     severity: str  # error | warning | note | expected (a loss the rollback's -- WARNING: line declares)
     phase: str  # apply | fixture | rollback | data | reapply | reversible | final
     message: str
@@ -60,7 +60,7 @@ class MigrationCheck:
     version: str
     name: str
     reversible: bool
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[VerifyFinding] = field(default_factory=list)
     checked: bool = False  # the round trip ran to the end
 
     @property
@@ -79,7 +79,7 @@ class MigrationCheck:
 @dataclass
 class VerifyReport:
     migrations: list[MigrationCheck]
-    final: list[Finding]
+    final: list[VerifyFinding]
     reached_start: bool  # the final rollback went back to the start (empty, or the base) and was compared with it
     data: bool
     strict: bool
@@ -93,7 +93,7 @@ class VerifyReport:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def findings(self) -> list[Finding]:
+    def findings(self) -> list[VerifyFinding]:
         return [f for m in self.migrations for f in m.findings] + self.final
 
     @property
@@ -325,7 +325,7 @@ class _Verification:
 
     def _base_failed(self, migration: Migration, phase: str, what: str) -> None:
         check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
-        check.findings.append(Finding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
+        check.findings.append(VerifyFinding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
                                       migration.id))
         self.report.migrations.append(check)
 
@@ -337,14 +337,14 @@ class _Verification:
             self._stash("p0", s0)
         failure = self.runner.run(self.conn, migration, self.up[migration.version], "up")
         if failure:
-            check.findings.append(Finding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
+            check.findings.append(VerifyFinding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
                                           migration.id))
             return None
         s1 = self._take()
         fixture = migration.extras.get("fixture.sql") if data else None
         if migration.rollback is None:
             severity = ERROR if self.report.strict else WARNING
-            check.findings.append(Finding(severity, "reversible", f"{migration.id} is not reversible: it has no "
+            check.findings.append(VerifyFinding(severity, "reversible", f"{migration.id} is not reversible: it has no "
                                           "rollback.sql", migration.id))
             if fixture and not self._fixture(migration, check, fixture):
                 return None
@@ -382,7 +382,7 @@ class _Verification:
     def _round_trip(self, conn, migration, check, s0, s1, *, has_fixture: bool) -> Snapshot | None:
         failure = self.runner.run(conn, migration, self.down[migration.version], "down")
         if failure:
-            check.findings.append(Finding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
+            check.findings.append(VerifyFinding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
                                           migration.id))
             return None
         rolled_back = self._take(conn)
@@ -392,7 +392,7 @@ class _Verification:
                 check.findings.extend(_data_findings(conn, migration, s0, s1, rolled_back, has_fixture))
         failure = self.runner.run(conn, migration, self.up[migration.version], "up")
         if failure:
-            check.findings.append(Finding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
+            check.findings.append(VerifyFinding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
                                           f"{failure.message}", migration.id))
             return None
         reapplied = self._take(conn)
@@ -403,7 +403,7 @@ class _Verification:
     def _fixture(self, migration: Migration, check: MigrationCheck, fixture: SqlFile) -> bool:
         error = run_fixture(self.conn, fixture)
         if error:
-            check.findings.append(Finding(ERROR, "fixture", f"fixture.sql of {migration.id} failed: {error}",
+            check.findings.append(VerifyFinding(ERROR, "fixture", f"fixture.sql of {migration.id} failed: {error}",
                                           migration.id))
         return error is None
 
@@ -429,14 +429,14 @@ class _Verification:
         reported = {_identity(f.difference) for f in self.report.findings if f.difference is not None}
         for migration in reversed(applied):
             if migration.rollback is None:
-                self.report.final.append(Finding(
+                self.report.final.append(VerifyFinding(
                     WARNING, "final", f"the final rollback stops at {migration.id} (no rollback.sql): the return to "
                     f"{'the state before --from' if self.report.base else 'the empty start'} was not checked",
                     migration.id))
                 return
             failure = self.runner.run(self.conn, migration, self.down[migration.version], "down")
             if failure:
-                self.report.final.append(Finding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
+                self.report.final.append(VerifyFinding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
                                                  f"back) failed: {failure.message}", migration.id))
                 return
             rolled_back = self._take()
@@ -458,13 +458,13 @@ def run_fixture(conn, fixture: SqlFile) -> str | None:
 
 
 # --- findings -----------------------------------------------------------------------------------------
-def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, phase: str) -> list[Finding]:
+def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, phase: str) -> list[VerifyFinding]:
     how = f"rollback of {migration.id}" + (" (rolling everything back)" if phase == "final" else "")
     out = []
     for d in snapshot.diff(before, after):
         if d.severity == "note":
             text = f"{d.kind} {d.name}: {d.change} after {how} (PostgreSQL cannot restore column order)"
-            out.append(Finding(NOTE, phase, text, migration.id, d))
+            out.append(VerifyFinding(NOTE, phase, text, migration.id, d))
             continue
         if d.status == "added":
             text = f"{d.kind} {d.name} left behind by {how}"
@@ -472,22 +472,22 @@ def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, 
             text = f"{d.kind} {d.name} missing after {how} (it existed before the migration)"
         else:
             text = f"{d.kind} {d.name} not restored by {how}: {d.change}"
-        out.append(Finding(ERROR, phase, text, migration.id, d))
+        out.append(VerifyFinding(ERROR, phase, text, migration.id, d))
     return out
 
 
-def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) -> list[Finding]:
+def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) -> list[VerifyFinding]:
     when = f"when {migration.id} is re-applied after its rollback"
     out = []
     for d in snapshot.diff(first, again):
         if d.severity == "note":
-            out.append(Finding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}", migration.id, d))
+            out.append(VerifyFinding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}", migration.id, d))
         elif d.status == "added":
-            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} appears only {when}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} appears only {when}", migration.id, d))
         elif d.status == "removed":
-            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} is missing {when}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} is missing {when}", migration.id, d))
         else:
-            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}", migration.id, d))
     return out
 
 
@@ -505,12 +505,12 @@ def _checksum(select: str) -> str:
 
 
 def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after: Snapshot,
-                   has_fixture: bool) -> list[Finding]:
+                   has_fixture: bool) -> list[VerifyFinding]:
     """Rows of tables that exist before and after the rollback that it did not keep."""
     warning = (migration.rollback.header.get("warning") if migration.rollback else None) or ""
     severity = EXPECTED if warning else ERROR
     after_tables = {t.name: t for t in _data_tables(after)}
-    out: list[Finding] = []
+    out: list[VerifyFinding] = []
     lossy: set[str] = set()
     parts = []
     for index, table in enumerate(_data_tables(s0)):
@@ -548,13 +548,13 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
                         f"(rows {before_rows} -> {after_rows}"
                         + (f"; values changed in {', '.join(changed)}" if changed and after_rows >= before_rows
                            else "") + ")")
-                out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                out.append(VerifyFinding(severity, "data", _declared(text, warning), migration.id,
                                    details=details | {"columns_changed": changed}))
                 lossy.add(name)
             for column, values in zip(dropped.split(",") if dropped else [], dropped_values):
                 if values:
                     text = f"column {name}.{column}: {values} value(s) lost: dropped by rollback of {migration.id}"
-                    out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                    out.append(VerifyFinding(severity, "data", _declared(text, warning), migration.id,
                                        details={"table": name, "column": column, "values_lost": values}))
                     lossy.add(name)
     if has_fixture:
@@ -562,7 +562,7 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
     return out
 
 
-def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, warning) -> list[Finding]:
+def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, warning) -> list[VerifyFinding]:
     """Rows the fixture added (after the migration, before the rollback) to tables the rollback keeps."""
     parts = []
     for index, table in enumerate(_data_tables(s1)):
@@ -583,7 +583,7 @@ def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, wa
             if lost:
                 text = (f"table {name}: {lost} of {inserted} row(s) inserted by fixture.sql lost or changed by "
                         f"rollback of {migration.id}")
-                out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                out.append(VerifyFinding(severity, "data", _declared(text, warning), migration.id,
                                    details={"table": name, "fixture_rows": inserted, "rows_lost": lost}))
     return out
 
