@@ -242,6 +242,17 @@ def in_failed_or_open_transaction(conn: Connection) -> bool:
     return conn.pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
 
+def quote_ident(name: str) -> str:
+    """An identifier for the tool's own SQL (one name; schema-qualify with '.'.join of quoted parts)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_text(text: str) -> str:
+    """A string literal for the tool's own SQL, sent with standard_conforming_strings on (every supported
+    server's default; ``literal`` asks the connection when it has one)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def literal(conn, value: Any) -> str:
     """An SQL literal for the tool's own bookkeeping statements (sent with the simple-query protocol)."""
     if value is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 
+from mercurio_migrate.database import quote_ident, quote_text
 from mercurio_migrate.errors import ConnectionFailed, MercurioError
 from mercurio_migrate.redact import redact_url
 
@@ -101,10 +102,10 @@ class Scratch:
         """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing the engine,
         parsing the migrations), and the first connection to it, or close(), waits for it."""
         name = name or self.name
-        quoted = _ident(name)
+        quoted = quote_ident(name)
         if template:
             self._let_sessions_end(template)
-            statement = f"CREATE DATABASE {quoted} TEMPLATE {_ident(template)}"
+            statement = f"CREATE DATABASE {quoted} TEMPLATE {quote_ident(template)}"
         else:
             statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
         self._wait()
@@ -140,7 +141,7 @@ class Scratch:
             target = conninfo_to_dict(self.target_url).get("dbname")
             if not target:
                 return ""
-            where = f"datname = {_literal(target)}"
+            where = f"datname = {quote_text(target)}"
         rows = self.maintenance.rows(f"SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
                                      f"WHERE {where}")
         if not rows:
@@ -151,17 +152,17 @@ class Scratch:
     def drop(self, name: str) -> None:
         self._let_sessions_end(name)
         try:
-            self.maintenance.rows(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+            self.maintenance.rows(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
         except _Failed as failure:
             raise MercurioError(f"cannot drop the scratch database {name}: {failure.message}",
-                                hint=f"Drop it by hand: DROP DATABASE {_ident(name)} WITH (FORCE);") from None
+                                hint=f"Drop it by hand: DROP DATABASE {quote_ident(name)} WITH (FORCE);") from None
         if name in self.created:
             self.created.remove(name)
 
     def _let_sessions_end(self, name: str) -> None:
         """Give the sessions we just closed on ``name`` a moment to end. CREATE DATABASE … TEMPLATE and DROP
         DATABASE wait for a database's sessions in steps of 100 ms, while a closed session ends in about one."""
-        query = f"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = {_literal(name)})"
+        query = f"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = {quote_text(name)})"
         for _ in range(50):
             if self.maintenance.rows(query)[0][0] in ("f", "false"):
                 return
@@ -188,15 +189,6 @@ class Scratch:
     def _session_options(self) -> dict[str, str]:
         # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.
         return self.options | {"synchronous_commit": "off"}
-
-
-def _literal(text: str) -> str:
-    """A string literal for the maintenance session (database names: ours, or the target's)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _connect(url: str, **kwargs):

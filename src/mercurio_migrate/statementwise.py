@@ -16,7 +16,7 @@ import time
 from typing import NamedTuple
 
 from mercurio_migrate import faults, history
-from mercurio_migrate.database import literal, quoter, send_script
+from mercurio_migrate.database import literal, quote_ident, quoter, send_script
 from mercurio_migrate.errors import MercurioError, MigrationFailed
 from mercurio_migrate.layout import Migration
 from mercurio_migrate.message import Message
@@ -212,7 +212,7 @@ class StatementwiseRunner:
                 "WHERE c.oid = to_regclass(%s) GROUP BY c.oid", (table,)).fetchone()
             return {"table": row[0], "indexes_before": list(row[1])} if row else None
         if statement.kind == "DropStmt" and fields.get("concurrent"):
-            names = [".".join(_quote_ident(p["String"]["sval"]) for p in obj.get("List", {}).get("items", []))
+            names = [".".join(quote_ident(p["String"]["sval"]) for p in obj.get("List", {}).get("items", []))
                      for obj in fields.get("objects") or ()]
             rows = self.conn.execute("SELECT to_regclass(n)::oid::bigint FROM unnest(%s::text[]) n",
                                      (names,)).fetchall()
@@ -359,11 +359,7 @@ def state_note(script: Script, done_through: int, part: Part, outcome: str) -> s
 
 
 def _qualified(relation: dict) -> str:
-    name = _quote_ident(relation.get("relname", ""))
-    return f"{_quote_ident(relation['schemaname'])}.{name}" if relation.get("schemaname") else name
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    name = quote_ident(relation.get("relname", ""))
+    return f"{quote_ident(relation['schemaname'])}.{name}" if relation.get("schemaname") else name
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from mercurio_migrate import keys, planner, snapshot
 from mercurio_migrate.config import Settings
+from mercurio_migrate.database import quote_text
 from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
 from mercurio_migrate.errors import MercurioError, MigrationFailed, UsageError
 from mercurio_migrate.layout import Migration, SqlFile, discover
@@ -496,10 +497,6 @@ def _data_tables(snap: Snapshot) -> list[snapshot.SchemaObject]:
     return snap.data_tables()
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _checksum(select: str) -> str:
     return f"(SELECT md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) FROM ({select}) s(r))"
 
@@ -529,12 +526,12 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
             for c in shared) or ""
         dropped_values = ", ".join(f"(SELECT count({c}) FROM {stash})" for c in dropped)
         parts.append(
-            f"SELECT {_lit(table.name)}, (SELECT count(*) FROM {stash}), (SELECT count(*) FROM {live.sql_name}), "
+            f"SELECT {quote_text(table.name)}, (SELECT count(*) FROM {stash}), (SELECT count(*) FROM {live.sql_name}), "
             f"(SELECT count(*) FROM (SELECT {stashed} FROM {stash} EXCEPT ALL SELECT {current} FROM {live.sql_name}) q), "
             f"{_checksum(f'SELECT ROW({stashed})::text FROM {stash}')}, "
             f"{_checksum(f'SELECT ROW({current})::text FROM {live.sql_name}')}, "
             f"array_to_string(ARRAY[{per_column}]::bigint[], ','), array_to_string(ARRAY[{dropped_values}]::bigint[], ','), "
-            f"{_lit(','.join(shared))}, {_lit(','.join(dropped))}")
+            f"{quote_text(','.join(shared))}, {quote_text(','.join(dropped))}")
     if parts:
         for (name, before_rows, after_rows, lost, sum_before, sum_after, per_column, dropped_values, shared,
              dropped) in conn.execute("\nUNION ALL\n".join(parts)).fetchall():
@@ -575,7 +572,7 @@ def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, wa
         current = ", ".join(f"{c}::text" for c in shared)
         added = f"SELECT {cols} FROM {STASH_SCHEMA}.p1_{index} EXCEPT ALL SELECT {cols} FROM {STASH_SCHEMA}.pm_{index}"
         everything = f"SELECT * FROM {STASH_SCHEMA}.p1_{index} EXCEPT ALL SELECT * FROM {STASH_SCHEMA}.pm_{index}"
-        parts.append(f"SELECT {_lit(table.name)}, (SELECT count(*) FROM ({everything}) q), "
+        parts.append(f"SELECT {quote_text(table.name)}, (SELECT count(*) FROM ({everything}) q), "
                      f"(SELECT count(*) FROM (({added}) EXCEPT ALL SELECT {current} FROM {live.sql_name}) q)")
     out = []
     if parts:
