@@ -16,6 +16,8 @@ from mercurio_migrate.errors import ConnectionFailed, MercurioError
 from mercurio_migrate.redact import redact_url
 
 SCRATCH_PREFIX = "mercurio_verify_"
+# the comment of a scratch database while its owner runs: "<OWNER_NOTE> <backend pid> started <backend_start>"
+OWNER_NOTE = "mercurio-migrate scratch database of backend"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
 
@@ -69,11 +71,16 @@ class Scratch:
     def __init__(self, target_url: str, options: dict[str, str] | None = None):
         self.target_url = target_url
         self.options = options or {}  # session settings of the scratch database's connections
-        self.name = SCRATCH_PREFIX + secrets.token_hex(6)
         self.created: list[str] = []
         self._pending: str | None = None  # a database being created (create(wait=False))
         self._on_target = True  # the maintenance session is connected to the target database
         self.maintenance = self._maintenance_connection()
+        # the owning process, in the name and (with its start) in the comment of every database made here:
+        # a run killed before it could drop its databases leaves them to the next run's drop_leftovers()
+        self._owner = self.maintenance.rows("SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
+                                            "WHERE pid = pg_backend_pid()")[0]
+        self.name = f"{SCRATCH_PREFIX}{self._owner[0]}_{secrets.token_hex(4)}"
+        self.dropped_leftovers = self.drop_leftovers()
 
     def url(self, database: str | None = None) -> str:
         """The target's URL naming ``database`` (the scratch database) instead, as a key=value string."""
@@ -130,6 +137,30 @@ class Scratch:
             raise MercurioError(f"cannot create the scratch database {name} on {redact_url(self.target_url)}: "
                                 f"{failure.message}") from None
         self.created.append(name)
+        pid, started = self._owner
+        self._comment(name, f"{OWNER_NOTE} {pid} started {started}")
+
+    def _comment(self, name: str, text: str) -> None:
+        self.maintenance.rows(f"COMMENT ON DATABASE {quote_ident(name)} IS {quote_text(text)}")
+
+    def drop_leftovers(self) -> list[str]:
+        """Drop the scratch databases of runs whose session is gone (killed before they could drop them):
+        those whose comment names an owner session that no longer exists. Kept ones (--keep) and those of
+        running sessions stay; one this role may not drop is left alone."""
+        pattern = quote_text("^" + OWNER_NOTE + r" (\d+) started (.+)$")
+        rows = self.maintenance.rows(
+            "SELECT datname FROM (SELECT d.datname, regexp_match(c.description, " + pattern + ") AS owner "
+            "FROM pg_database d JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass "
+            f"WHERE d.datname LIKE {quote_text(SCRATCH_PREFIX + '%')}) s WHERE owner IS NOT NULL AND NOT EXISTS "
+            "(SELECT FROM pg_stat_activity a WHERE a.pid::text = owner[1] AND a.backend_start::text = owner[2])")
+        dropped = []
+        for (name,) in rows:
+            try:
+                self.maintenance.rows(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+                dropped.append(name)
+            except _Failed:
+                continue
+        return dropped
 
     def _locale_clause(self) -> str:
         """The target's encoding and collation, so deparsed text and sorting match it."""
@@ -172,7 +203,9 @@ class Scratch:
         try:
             self._wait()
             for name in list(self.created):
-                if not (keep and name == self.name):
+                if keep and name == self.name:
+                    self._comment(name, "mercurio-migrate scratch database kept with --keep: drop it by hand")
+                else:
                     self.drop(name)
         finally:
             self.maintenance.close()

@@ -173,6 +173,8 @@ class _Runner:
     def __init__(self, engine: Engine, scratch: Scratch, clock: _Clock | None = None):
         self.warnings: list[str] = []
         self._embedded = engine.settings.database_url is None  # where the PII keys come from (scratch.options)
+        self._target_settings = engine.settings
+        self.scratch = scratch
         self.engine = _scratch_engine(engine, scratch, self._on_event)
         self.clock = clock or _Clock({})
 
@@ -186,6 +188,11 @@ class _Runner:
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
         scripts = self.engine.parse_all(pairs)
         keys.check_usable(scripts, embedded=self._embedded)
+        # the PII keys the migrations need ride in the scratch sessions' settings; on the embedded server the
+        # development keys are generated here if `up` has not done it yet, as `up` would
+        needed = keys.session_settings(self._target_settings, scripts)
+        self.warnings.extend(m for m in needed.messages if m not in self.warnings)
+        self.scratch.options = {**self.scratch.options, **dict(needed.items())}
         # verify.sql too, as `up` does it, so that no file is parsed between two runs
         self.engine.parse_verify_scripts(migrations)
         up = {m.version: s for m, s in zip(migrations, scripts)}
@@ -200,6 +207,13 @@ class _Runner:
         except MigrationFailed as failure:
             return failure
         return None
+
+
+def _leftovers(scratch: Scratch) -> list[str]:
+    if not scratch.dropped_leftovers:
+        return []
+    return [f"dropped {len(scratch.dropped_leftovers)} scratch database(s) left by runs that were killed: "
+            + ", ".join(scratch.dropped_leftovers)]
 
 
 def _position(migrations: tuple[Migration, ...], version: str, option: str) -> int:
@@ -248,7 +262,8 @@ def verify(engine: Engine, *, to: str | None = None, start: str | None = None, d
         runner = _Runner(engine, scratch, clock)
         up, down = runner.parse(migrations)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
-                              [str(w) for w in found.warnings], base=[m.id for m in base], timings=timings)
+                              [str(w) for w in found.warnings] + _leftovers(scratch), base=[m.id for m in base],
+                              timings=timings)
         _Verification(runner, scratch, report, up, down, clock).run(base, checked)
         report.warnings.extend(runner.warnings)
         closing = time.perf_counter()
