@@ -187,13 +187,24 @@ def rollback_choice(found: MigrationSet, applied: History, *, count: int, to: st
         migration = on_disk.get(version)
         if migration is None:
             blocked.append(f"{version}_{applied[version].name}: its folder is missing from disk")
+        elif migration.irreversible:
+            blocked.append(f"{migration.id}: declared irreversible ({migration.irreversible})")
         elif migration.rollback is None:
             blocked.append(f"{migration.id}: has no rollback.sql")
     if blocked:
         raise MercurioError("cannot roll back; nothing was run:\n  " + "\n  ".join(blocked),
                             hint="Write the missing rollback.sql, or stop before that migration "
                                  "(down --to VERSION), or record it with `resolve VERSION --rolled-back`.")
-    return [on_disk[v] for v in chosen], warnings
+    migrations = [on_disk[v] for v in chosen]
+    for migration in migrations:
+        if not _has_statements(migration.rollback):
+            warnings.append(f"{migration.rollback.path} holds no statement: rolling {migration.id} back only removes "
+                            "it from the history (declare `-- Irreversible: reason` if it cannot be undone)")
+    return migrations, warnings
+
+
+def _has_statements(file: SqlFile) -> bool:
+    return bool(parse(file.text, file.path).statements)
 
 
 def parse_files(files: list[tuple[Migration, SqlFile]], cache: dict[tuple[str, str], Script] | None = None
@@ -228,8 +239,9 @@ def parse_files(files: list[tuple[Migration, SqlFile]], cache: dict[tuple[str, s
 
 
 def _problem(script: Script) -> str | None:
-    """Why a file that parses cannot run as a migration (None: it can)."""
-    if not script.statements:
+    """Why a file that parses cannot run as a migration (None: it can). A rollback.sql may hold no statement
+    (rolling back then only removes the migration from the history, as Diesel and golang-migrate do)."""
+    if not script.statements and not script.path.endswith("rollback.sql"):
         return (f"{script.path}: holds no SQL statements (only comments?): write the migration's statements or "
                 "delete the folder")
     for statement in script.statements:

@@ -304,7 +304,8 @@ class _Verification:
             state = self._take()
             applied: list[Migration] = []
             for migration in migrations:
-                check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
+                check = MigrationCheck(migration.id, migration.version, migration.name,
+                                       migration.rollback is not None and not migration.irreversible)
                 self.report.migrations.append(check)
                 self.before[migration.version] = state
                 state = self._check(migration, check, state)
@@ -340,7 +341,8 @@ class _Verification:
         return True
 
     def _base_failed(self, migration: Migration, phase: str, what: str) -> None:
-        check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
+        check = MigrationCheck(migration.id, migration.version, migration.name,
+                                       migration.rollback is not None and not migration.irreversible)
         check.findings.append(VerifyFinding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
                                       migration.id))
         self.report.migrations.append(check)
@@ -358,10 +360,12 @@ class _Verification:
             return None
         s1 = self._take()
         fixture = migration.extras.get("fixture.sql") if data else None
-        if migration.rollback is None:
+        if migration.rollback is None or migration.irreversible:
             severity = ERROR if self.report.strict else WARNING
-            check.findings.append(VerifyFinding(severity, "reversible", f"{migration.id} is not reversible: it has no "
-                                          "rollback.sql", migration.id))
+            why = f"declared irreversible ({migration.irreversible})" if migration.irreversible else \
+                "it has no rollback.sql"
+            check.findings.append(VerifyFinding(severity, "reversible", f"{migration.id} is not reversible: {why}",
+                                                migration.id))
             if fixture and not self._fixture(migration, check, fixture):
                 return None
             check.checked = True
@@ -444,9 +448,10 @@ class _Verification:
         # the start: it is not attributed again to every older migration.
         reported = {_identity(f.difference) for f in self.report.findings if f.difference is not None}
         for migration in reversed(applied):
-            if migration.rollback is None:
+            if migration.rollback is None or migration.irreversible:
+                why = "declared irreversible" if migration.irreversible else "no rollback.sql"
                 self.report.final.append(VerifyFinding(
-                    WARNING, "final", f"the final rollback stops at {migration.id} (no rollback.sql): the return to "
+                    WARNING, "final", f"the final rollback stops at {migration.id} ({why}): the return to "
                     f"{'the state before --from' if self.report.base else 'the empty start'} was not checked",
                     migration.id))
                 return
