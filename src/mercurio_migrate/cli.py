@@ -406,21 +406,7 @@ def db_url(obj: Context) -> None:
 
 # --- entry point ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
-    import gc
-
     as_json = "--json" in (argv if argv is not None else sys.argv[1:])
-    # A short-lived process: no cyclic garbage collection while it works, and none of the objects its
-    # imports made (psycopg's, pglast's) walked again by the interpreter's last collection at exit —
-    # tens of milliseconds of a command that may take a hundred. What a collection would free goes with
-    # the process.
-    gc.disable()
-    try:
-        _run(argv, as_json)
-    finally:
-        gc.freeze()
-
-
-def _run(argv: list[str] | None, as_json: bool) -> None:
     try:
         # without standalone mode, click returns the code a command passed to ctx.exit()
         returned = cli.main(args=argv, prog_name="mercurio-migrate", standalone_mode=False)

@@ -238,7 +238,9 @@ def _read_bytes(path: str) -> bytes:
         os.close(descriptor)
 
 
-def _read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
+def read_sql(path: str, problems: list[LayoutProblem]) -> SqlFile | None:
+    """One SQL file as a migration's files are read (BOM dropped, checksummed); None, with the problem added
+    to ``problems``, when it is unreadable, not UTF-8 or binary."""
     try:
         data = _read_bytes(path)
     except OSError as exc:
@@ -298,7 +300,7 @@ def _load_folder(folder: str, version: str, name: str, problems: list[LayoutProb
             path = f"{folder}/{entry}"
             if not is_file:
                 problems.append(LayoutProblem(path, _not_a_file(path)))
-            sql = _read_sql(path, problems) if is_file else None
+            sql = read_sql(path, problems) if is_file else None
             if sql is None:
                 ok = False
             else:

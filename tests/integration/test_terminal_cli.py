@@ -40,10 +40,12 @@ def test_up_and_a_long_status_on_a_terminal(database_url, db, tmp_path):
 
 
 def test_a_short_status_on_a_terminal_is_a_rich_table(database_url, tmp_path):
-    write_migration(tmp_path / "m", "20250101_000000_one", "CREATE TABLE one (id int);")
+    write_migration(tmp_path / "m", "20250101_000000_one", "-- Purpose: [/x] and [bold] as written\n"
+                    "CREATE TABLE one (id int);")
     status = on_terminal(database_url, "--dir", str(tmp_path / "m"), "status")
     assert "20250101_000000" in status and "pending" in status
     assert any(box in status for box in "│┃")
+    assert "[/x] and [bold] as written" in status and "Traceback" not in status  # text, not rich markup
 
 
 def test_a_server_error_cannot_drive_the_terminal(database_url, tmp_path):

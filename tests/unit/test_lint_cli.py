@@ -173,6 +173,19 @@ def test_a_path_that_is_neither_a_file_nor_a_directory_is_refused_unread(tmp_pat
             lint_paths([path], load_config({}))
 
 
+def test_a_loose_file_is_read_as_migration_files_are(tmp_path):
+    bom = tmp_path / "bom.sql"
+    bom.write_bytes("\ufeffALTER TABLE t RENAME COLUMN a TO b;\n".encode())
+    (rename,) = [f for f in lint_paths([bom], load_config({})).findings if f.rule == "rename-column"]
+    assert (rename.line, rename.column) == (1, 1)
+    for name, data, problem in (("latin1.sql", b"SELECT '\xe9';\n", "is not UTF-8 (invalid byte 0xe9 at line 1)"),
+                                ("binary.sql", b"SELECT 1;\x00\n", "contains NUL bytes")):
+        (tmp_path / name).write_bytes(data)
+        refused = run(name, cwd=tmp_path)
+        assert refused.returncode == 2 and f"{name}: {problem}" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
 def test_psql_input_is_named_as_such_with_what_to_do(tmp_path):
     root = folder(tmp_path, HEADER + "CREATE TABLE t (id bigint);\n\\connect other\n").parent
     (error,) = [f for f in lint_paths([root], load_config({})).findings if f.rule == "syntax-error"]

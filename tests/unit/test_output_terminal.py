@@ -1,4 +1,5 @@
-"""Terminal rendering: progress lines and tables written to a pseudo-terminal, in a child process."""
+"""Terminal rendering (rich): progress lines and tables written to a pseudo-terminal, in a child process; and
+the plain text written when the output is not a terminal."""
 
 from __future__ import annotations
 
@@ -53,7 +54,27 @@ def test_control_characters_cannot_reach_the_terminal():
         message("ERROR: bad \x1b]0;owned\x07 title\nsecond line\ttab", "error")
     """)
     assert "\x1b]0;" not in out and "\x07" not in out
-    assert "\\x1b]0;owned\\x07 title\nsecond line\ttab" in out
+    assert "error: ERROR: bad \\x1b]0;owned\\x07 title\x1b[0m\n\x1b[1;31msecond line" in out  # each line in red
+
+
+def test_a_dumb_terminal_gets_the_text_without_escape_codes():
+    out = on_terminal("""
+        from mercurio_migrate.output import message, table
+        message("applied x", "done")
+        message("failed", "error")
+        table(["version"], [["20250101_000000"]])
+    """, TERM="dumb")
+    assert "applied x\n" in out and "error: failed\n" in out and "20250101_000000" in out
+    assert "\x1b" not in out
+
+
+def test_table_cells_are_text_not_markup_nor_control_codes():
+    out = on_terminal(r"""
+        from mercurio_migrate.output import table
+        table(["purpose", "notes"], [["[/x] closes nothing", "[bold]not bold"], ["\x1b]0;owned\x07", None]])
+    """)
+    assert "[/x] closes nothing" in out and "[bold]not bold" in out
+    assert "\x1b]0;" not in out and "\\x1b]0;owned\\x07" in out
 
 
 def test_a_long_table_is_written_as_plain_columns():
@@ -68,3 +89,13 @@ def test_a_long_table_is_written_as_plain_columns():
     lines = long.strip().splitlines()
     assert lines[0] == "migrations" and lines[1].split() == ["version", "state"]
     assert lines[-1].split() == ["20250101_000199", "applied"] and len(lines) == 202
+
+
+def test_off_a_terminal_lines_and_tables_are_plain_text(capsys):
+    from mercurio_migrate.output import message, table
+
+    message("bad\x1b[31m value\tin a log", "error")
+    table(["version", "state"], [["20250101_000000", "applied"], ["20250102_000000", None]], title="migrations")
+    out, err = capsys.readouterr()
+    assert err == "error: bad\x1b[31m value\tin a log\n"  # a log keeps the message as it came
+    assert out == ("migrations\nversion          state\n20250101_000000  applied\n20250102_000000\n")

@@ -18,18 +18,15 @@ from mercurio_migrate.cli import Context, pass_context
               "rules enabled by default and by pyproject.toml.")
 @click.option("--ignore", metavar="RULES", help="Comma-separated rule ids not to run.")
 @click.option("--list-rules", is_flag=True, help="List every rule with its default severity and exit.")
-@click.option("--jobs", type=click.IntRange(1, 2), default=None,
-              help="Processes for a large migrations directory (200+ folders), linted as two halves; "
-                   "default: 2 when this process may use two processors, else 1.")
 @pass_context
 def lint(obj: Context, paths: tuple[Path, ...], fmt: str | None, select: str | None, ignore: str | None,
-         list_rules: bool, jobs: int | None) -> None:
+         list_rules: bool) -> None:
     """Lint migration folders or SQL files (default: the migrations directory).
 
     Exit status 1 when an error-level finding remains, 0 otherwise, 2 for bad usage.
     Suppress a finding with `-- mercurio-lint: ignore RULE_ID reason` above the statement.
     """
-    from mercurio_migrate.lint import default_workers, lint_paths, load_config
+    from mercurio_migrate.lint import lint_paths, load_config
 
     if list_rules:
         from mercurio_migrate.lint.rules import registry
@@ -39,7 +36,7 @@ def lint(obj: Context, paths: tuple[Path, ...], fmt: str | None, select: str | N
         return
     settings = obj.settings()
     config = load_config(settings.project, select=select, ignore=ignore)
-    result = lint_paths(list(paths) or [settings.migrations_dir], config, workers=jobs or default_workers())
+    result = lint_paths(list(paths) or [settings.migrations_dir], config)
     from mercurio_migrate.lint.report import render
 
     sys.stdout.write(render(result, fmt or ("json" if obj.as_json else "text")))

@@ -8,7 +8,6 @@ the documentation (``python -m mercurio_migrate.lint.docs``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -310,35 +309,8 @@ def _classify(path: Path) -> tuple[str, Path, str | None, Path | None]:
     return "dir", path, None, None
 
 
-def default_workers() -> int:
-    """2 when this process may run on two processors or more (its CPU affinity, as taskset or a container
-    sets it), else 1."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        available = os.cpu_count() or 1
-    return 2 if available >= 2 else 1
-
-
-def lint_paths(paths: list[Path], config: LintConfig, workers: int = 1) -> LintResult:
-    """Lint migration directories, migration folders and SQL files; findings sorted by file and line.
-
-    ``workers=2`` lets a large migrations directory be linted as two halves in two processes (see
-    ``_lint_in_two``); the findings are the same."""
-    import gc
-
-    # The parse trees, files and findings hold no reference cycles, so reference counting frees them; the
-    # cyclic collector would only re-scan the growing list of findings (a few per cent of the run).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _lint_paths(paths, config, workers)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _lint_paths(paths: list[Path], config: LintConfig, workers: int = 1) -> LintResult:
+def lint_paths(paths: list[Path], config: LintConfig) -> LintResult:
+    """Lint migration directories, migration folders and SQL files; findings sorted by file and line."""
     from mercurio_migrate.lint.rules import registry
 
     rules = {rule_id: rule for rule_id, rule in registry().items() if rule_id in config.severities}
@@ -356,45 +328,43 @@ def _lint_paths(paths: list[Path], config: LintConfig, workers: int = 1) -> Lint
             selection = directories.setdefault(where, {})
             selection.setdefault(folder, set()).add(str(file) if file else None)
     for directory, selection in directories.items():
-        _lint_directory(directory, selection, rules, config, result, plans, workers)
+        _lint_directory(directory, selection, rules, config, result, plans)
     for path in loose:
-        text = _read(path)
         role = {"migration.sql": "migration", "rollback.sql": "rollback"}.get(path.name, "sql")
-        _run_file(FileContext(parse_file(path, text, role), None, Schema(), config), rules, None, result, plans)
+        _run_file(FileContext(parse_file(path, _read(path), role), None, Schema(), config), rules, None, result, plans)
     result.findings.sort(key=attrgetter("file", "line", "column", "rule"))
     return result
 
 
 def _read(path: Path) -> str:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})",
-                         hint="Re-save the file as UTF-8.") from None
-    return text[1:] if text.startswith("\ufeff") else text
+    """A loose SQL file's text, read and checked as ``layout.discover`` reads a migration's files."""
+    from mercurio_migrate.layout import read_sql
+
+    problems: list = []
+    sql = read_sql(str(path), problems)
+    if sql is None:
+        raise UsageError(str(problems[0]))  # the problem says what to do
+    return sql.text
 
 
 def _lint_directory(directory: Path, selection: dict[str, set] | None, rules: dict, config: LintConfig,
-                    result: LintResult, plans: dict | None = None, workers: int = 1) -> None:
-    migrations = _migrations(directory)
-    last = max((i for i, m in enumerate(migrations) if selection is None or m.folder.name in selection), default=-1)
-    if workers >= 2 and selection is None and len(migrations) >= PARALLEL_FROM:
-        _lint_in_two(migrations, rules, config, result, plans)
-        return
-    _lint_range(migrations[: last + 1], selection, Schema(), rules, config, result, plans)
+                    result: LintResult, plans: dict) -> None:
+    from mercurio_migrate.layout import discover
 
-
-def _lint_range(migrations: list, selection: dict[str, set] | None, schema: Schema, rules: dict,
-                config: LintConfig, result: LintResult, plans: dict | None) -> None:
-    for migration in migrations:
+    migrations = discover(directory).migrations
+    folders = [Path(m.folder) for m in migrations]
+    # the folders before the last one selected are read too: their migrations build the schema it sees
+    last = max((i for i, f in enumerate(folders) if selection is None or f.name in selection), default=-1)
+    schema = Schema()
+    for migration, path in zip(migrations[: last + 1], folders):
         forward = parse_file(migration.migration.path, migration.migration.text, "migration")
-        wanted = None if selection is None else selection.get(migration.folder.name)
+        wanted = None if selection is None else selection.get(path.name)
         if selection is not None and wanted is None:
             schema.apply(forward)
             continue
         backward = (parse_file(migration.rollback.path, migration.rollback.text, "rollback")
                     if migration.rollback else None)
-        folder = Folder(migration.version, migration.name, migration.folder, forward, backward)
+        folder = Folder(migration.version, migration.name, path, forward, backward)
         only = [None] if wanted is None or None in wanted else sorted(wanted)
         for target in only:
             _run_file(FileContext(forward, folder, schema, config), rules, target, result, plans)
@@ -402,129 +372,3 @@ def _lint_range(migrations: list, selection: dict[str, set] | None, schema: Sche
         if backward is not None:
             for target in only:
                 _run_file(FileContext(backward, folder, schema, config), rules, target, result, plans)
-
-
-PARALLEL_FROM = 200  # folders: below this, starting a second process costs more than it saves
-
-
-def _lint_in_two(migrations: list, rules: dict, config: LintConfig, result: LintResult, plans: dict | None) -> None:
-    """Lint the first half here and the second half in a forked process, which first replays the schema the
-    first half leaves (parsing its migration.sql files only). Each file is linted by exactly the code the
-    sequential run uses, and the halves' findings are joined in folder order, so the result is the same. If
-    the second process fails, this one lints the second half itself."""
-    import pickle
-    import threading
-
-    half = len(migrations) // 2
-    pid = -1
-    if hasattr(os, "fork") and threading.active_count() == 1:
-        read_end, write_end = os.pipe()
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(read_end)
-            os.close(write_end)
-            pid = -1
-        if pid == 0:  # the second process
-            status = 1
-            try:
-                os.close(read_end)
-                schema = Schema()
-                for migration in migrations[:half]:
-                    schema.apply(parse_file(migration.migration.path, migration.migration.text, "migration"))
-                second = LintResult()
-                _lint_range(migrations[half:], None, schema, rules, config, second, {})
-                data = pickle.dumps((second.findings, second.files, second.suppressed), pickle.HIGHEST_PROTOCOL)
-                with os.fdopen(write_end, "wb") as out:
-                    out.write(data)
-                status = 0
-            finally:
-                os._exit(status)
-        if pid > 0:
-            os.close(write_end)
-    schema = Schema()
-    _lint_range(migrations[:half], None, schema, rules, config, result, plans)
-    second = None
-    if pid > 0:
-        with os.fdopen(read_end, "rb") as incoming:
-            data = incoming.read()
-        _, status = os.waitpid(pid, 0)
-        if status == 0 and data:
-            second = pickle.loads(data)
-    if second is None:  # no second process (or it failed): go on here, the schema is where the first half left it
-        _lint_range(migrations[half:], None, schema, rules, config, result, plans)
-        return
-    findings, files, suppressed = second
-    result.findings.extend(findings)
-    result.files += files
-    result.suppressed += suppressed
-
-
-class _Migration:
-    """The parts of a ``layout.Migration`` the linter reads."""
-
-    __slots__ = ("version", "name", "folder", "migration", "rollback")
-
-    def __init__(self, version: str, name: str, folder: Path, migration: _Source, rollback: _Source | None):
-        self.version, self.name, self.folder, self.migration, self.rollback = version, name, folder, migration, rollback
-
-
-class _Source:
-    __slots__ = ("path", "text")
-
-    def __init__(self, path: str, text: str):
-        self.path, self.text = path, text
-
-
-def _migrations(directory: Path) -> list:
-    """The migrations of a directory in version order, as ``layout.discover`` reads them, without what only
-    the other commands need (checksums, fixture/verify/plans files, warnings about stray files). Anything
-    discover reports as a problem (bad folder name, duplicate version, missing, empty, binary or non-UTF-8
-    file…) sends the whole directory to discover itself, which raises the same LayoutError as always."""
-    from mercurio_migrate.layout import KNOWN_FILES, check_folder_name, discover
-
-    try:
-        entries = sorted((entry.name, entry.is_dir()) for entry in os.scandir(directory)
-                         if not entry.name.startswith((".", "_")))
-    except OSError:
-        return list(discover(directory).migrations)
-    out: list[_Migration] = []
-    seen: set[str] = set()
-    for name, is_dir in entries:
-        if not is_dir:
-            continue  # discover warns about a stray file; the linter does not show warnings
-        checked = check_folder_name(name)
-        if isinstance(checked, str) or checked[0] in seen:
-            return list(discover(directory).migrations)
-        seen.add(checked[0])
-        folder = directory / name
-        base = str(folder)
-        texts: dict[str, str | None] = {}
-        try:
-            for entry in os.scandir(folder):
-                if entry.name in KNOWN_FILES[:2]:
-                    texts[entry.name] = _clean_text(entry.path) if entry.is_file() else None
-                elif entry.name in KNOWN_FILES and (not entry.is_file() or _clean_text(entry.path) is None):
-                    texts[entry.name] = None  # an unreadable fixture/verify/plans file is a layout problem
-        except OSError:
-            return list(discover(directory).migrations)
-        migration, rollback = texts.get("migration.sql"), texts.get("rollback.sql", "")
-        if (not migration or not migration.strip() or rollback is None or "rollback.sql" in texts and not rollback.strip()
-                or None in texts.values()):
-            return list(discover(directory).migrations)
-        out.append(_Migration(checked[0], checked[1], folder, _Source(f"{base}/migration.sql", migration),
-                              _Source(f"{base}/rollback.sql", rollback) if "rollback.sql" in texts else None))
-    out.sort(key=lambda m: m.version)
-    return out
-
-
-def _clean_text(path: str) -> str | None:
-    """The file's text as discover reads it (BOM dropped); None when discover would call it a problem."""
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if "\x00" in text:
-        return None
-    return text[1:] if text.startswith("\ufeff") else text

@@ -13,17 +13,13 @@ import re
 _HEADER = """# `mercurio-migrate lint`
 
 
-`mercurio-migrate lint [PATH …] [--format text|json|sarif] [--select RULES] [--ignore RULES] [--jobs 1|2]` checks
+`mercurio-migrate lint [PATH …] [--format text|json|sarif] [--select RULES] [--ignore RULES]` checks
 migration folders (migration.sql and rollback.sql together), single SQL files, or the whole migrations
 directory (the default). It needs no database: each file is parsed once with PostgreSQL's parser (pglast)
 and the schema of earlier migrations is replayed from their statements, so "existing table" means a table
 that existed before the migration (a table created earlier in the same migration is new).
 
 Exit status: 1 when an error-level finding remains, 0 otherwise, 2 for bad usage (unknown path or rule).
-
-A large migrations directory (200 folders or more) is linted as two halves in two processes when this
-process may use two processors (the default; `--jobs 1` keeps it to one, `--jobs 2` asks for two), the
-second replaying the schema the first half leaves; the findings are the same as with one process.
 
 ## Configuration
 
