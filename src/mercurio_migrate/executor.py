@@ -2,7 +2,8 @@
 
 Three ways to run a file, chosen by its transaction mode (sqlscript.Mode):
 - transactional (the tool's transaction, or the file's own BEGIN … COMMIT): the statements, the history row
-  and the migration_log row commit together or not at all. A failure leaves everything as before.
+  (and, with the mercurio profile, the migration_log row) commit together or not at all. A failure leaves
+  everything as before.
 - batched: consecutive transactional migrations whose record does not depend on their results travel in
   one message, each still in its own transaction with its own history row.
 - statement by statement (a file that cannot run in one transaction): it commits part by part. Each part
@@ -114,14 +115,16 @@ class _Part(NamedTuple):
 
 
 class Executor:
-    def __init__(self, conn, settings, emit: Callable[..., None], log_table: str,
+    def __init__(self, conn, settings, emit: Callable[..., None], store: history.HistoryStore, log_table: str | None,
                  verify_script: Callable[[Migration], Script | None], *, check_lock: bool = True):
-        """``check_lock``: the caller holds the migration lock, and nothing is recorded once it is lost (False
-        on a scratch database no other run can reach)."""
+        """``store``: the tool's tables; ``log_table``: migration_log's name, None when no migration_log row is
+        written (no mercurio profile). ``check_lock``: the caller holds the migration lock, and nothing is
+        recorded once it is lost (False on a scratch database no other run can reach)."""
         self.conn = conn
         self.check_lock = check_lock
         self.settings = settings
         self.emit = emit
+        self.store = store
         self.log_table = log_table
         self.verify_script = verify_script
 
@@ -233,12 +236,12 @@ class Executor:
         """One message for several migrations: (steps committed, the failure that stopped the rest or None).
 
         The message: PREPAREs of the step marker and the record statement; per migration BEGIN, the marker,
-        its statements, the role reset, the record (history row, migration_log row, its time; it fails if
+        its statements, the role reset, the record (history row, migration_log row with the profile, its time; it fails if
         the migration lock was released), RESET ALL, DISCARD TEMP, COMMIT; then DEALLOCATEs."""
         token = os.urandom(4).hex()
         start_name, record_name = history.batch_statement_names(token)
         message = Message()
-        for sql in history.batch_prepare_sql(token, direction, self.log_table, self.check_lock).split(";\n"):
+        for sql in self.store.batch_prepare_sql(token, direction, self.log_table, self.check_lock).split(";\n"):
             if sql.strip():
                 message.add(sql)
         quote = quoter(self.conn)
@@ -394,7 +397,8 @@ class Executor:
     def record_sql(self, migration: Migration, direction: str, records: int, mode: str, *,
                    duration_ms: float | None = None, note: str | None = None, clear_progress: bool = False
                    ) -> list[str]:
-        """The history and migration_log writes of one migration (and the end of its statement progress).
+        """The history write of one migration, its migration_log row with the mercurio profile (and the end of
+        its statement progress).
         Without ``duration_ms`` the time is the one the server measured between the step markers of the
         migration's own transaction."""
         conn = self.conn
@@ -403,7 +407,7 @@ class Executor:
         else:
             execution_ms, shown_ms = literal(conn, duration_ms), literal(conn, f"{duration_ms:.1f}")
         if direction == "up":
-            record = history.insert_applied_sql().format(
+            record = self.store.insert_applied_sql().format(
                 version=literal(conn, migration.version), name=literal(conn, migration.name),
                 checksum=literal(conn, migration.migration.checksum),
                 rollback_checksum=literal(conn, migration.rollback.checksum if migration.rollback else None),
@@ -412,15 +416,17 @@ class Executor:
                 tool_version=literal(conn, __version__))
             verb = "applied"
         else:
-            record = history.delete_applied_sql().format(version=literal(conn, migration.version))
+            record = self.store.delete_applied_sql().format(version=literal(conn, migration.version))
             verb = "rolled back"
-        notes = literal(conn, note) if note else (
-            f"{literal(conn, f'{verb} by mercurio-migrate {__version__} ({mode}, ')} || {shown_ms} || ' ms)'")
-        log = history.insert_log_sql(self.log_table).format(
-            migration_name=literal(conn, migration.id), records=literal(conn, records), notes=notes)
-        if not clear_progress:
-            return [record, log]
-        return [record, log, history.clear_progress_sql().format(version=literal(conn, migration.version))]
+        writes = [record]
+        if self.log_table is not None:
+            notes = literal(conn, note) if note else (
+                f"{literal(conn, f'{verb} by mercurio-migrate {__version__} ({mode}, ')} || {shown_ms} || ' ms)'")
+            writes.append(self.store.insert_log_sql(self.log_table).format(
+                migration_name=literal(conn, migration.id), records=literal(conn, records), notes=notes))
+        if clear_progress:
+            writes.append(self.store.clear_progress_sql().format(version=literal(conn, migration.version)))
+        return writes
 
     def _finish(self, migration: Migration, direction: str, records: int, mode: str, *,
                 duration_ms: float | None, begin: bool = False) -> None:
@@ -520,23 +526,23 @@ class Executor:
         return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
 
     def _ensure_progress_table(self) -> None:
-        if self.conn.execute(f"SELECT to_regclass('{history.PROGRESS_TABLE}') IS NULL").fetchone()[0]:
-            results = send_script(self.conn, f"BEGIN;{history.PROGRESS_DDL}COMMIT;")
+        if self.conn.execute(f"SELECT to_regclass('{self.store.progress_table}') IS NULL").fetchone()[0]:
+            results = send_script(self.conn, f"BEGIN;{self.store.progress_ddl}COMMIT;")
             if results and not results[-1].ok:
                 self._rollback_open()
-                raise MercurioError(f"creating {history.PROGRESS_TABLE} failed: "
+                raise MercurioError(f"creating {self.store.progress_table} failed: "
                                     f"{results[-1].error.diag.message_primary}")
 
     def read_progress(self, version: str, direction: str) -> list[Progress]:
         rows = self.conn.execute(
-            f"SELECT version, direction, checksum, statement, line, state, detail, at FROM {history.PROGRESS_TABLE} "
+            f"SELECT version, direction, checksum, statement, line, state, detail, at FROM {self.store.progress_table} "
             "WHERE version = %s AND direction = %s ORDER BY statement", (version, direction)).fetchall()
         return [Progress(*row) for row in rows]
 
     def _progress_sql(self, version: str, direction: str, checksum: str, statement: Statement, number: int,
                       state: str, detail: dict | None = None) -> str:
         quote = quoter(self.conn)
-        return (f"INSERT INTO {history.PROGRESS_TABLE} (version, direction, checksum, statement, line, state, "
+        return (f"INSERT INTO {self.store.progress_table} (version, direction, checksum, statement, line, state, "
                 f"detail) VALUES ({quote(version)}, {quote(direction)}, {quote(checksum)}, {number}, "
                 f"{statement.line}, {quote(state)}, {quote(json.dumps(detail)) if detail else 'NULL'}) "
                 "ON CONFLICT (version, direction, statement) DO UPDATE SET state = EXCLUDED.state, "
@@ -593,7 +599,7 @@ class Executor:
             return True
         self._rollback_open()
         dropped = self._drop_invalid_indexes_built(statement, detail)
-        self._bookkeep(migration, f"DELETE FROM {history.PROGRESS_TABLE} WHERE version = {literal(self.conn, migration.version)} "
+        self._bookkeep(migration, f"DELETE FROM {self.store.progress_table} WHERE version = {literal(self.conn, migration.version)} "
                                   f"AND direction = {literal(self.conn, direction)} AND statement = {number}")
         outcome = "it did not take effect"
         if dropped:

@@ -35,7 +35,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _everything(paths: list[Path]) -> LintResult:
-    return lint_paths(paths, load_config(None, select="all"))
+    return lint_paths(paths, load_config(None, select="all", profile="mercurio"))
 
 
 def test_dispatch_by_statement_kind_changes_no_finding(corpus, monkeypatch):
@@ -143,8 +143,8 @@ def two_halves(monkeypatch):
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
 def test_two_processes_find_what_one_finds(corpus, two_halves):
-    one = lint_paths([corpus], load_config(None, select="all"))
-    two = lint_paths([corpus], load_config(None, select="all"), workers=2)
+    one = lint_paths([corpus], load_config(None, select="all", profile="mercurio"))
+    two = lint_paths([corpus], load_config(None, select="all", profile="mercurio"), workers=2)
     assert two.findings == one.findings
     assert (two.files, two.suppressed) == (one.files, one.suppressed)
 
@@ -156,8 +156,8 @@ def test_without_a_second_process_the_first_lints_both_halves(corpus, two_halves
         raise OSError("no fork here")
 
     monkeypatch.setattr(os, "fork", no_fork, raising=False)
-    one = lint_paths([corpus], load_config(None, select="all"))
-    two = lint_paths([corpus], load_config(None, select="all"), workers=2)
+    one = lint_paths([corpus], load_config(None, select="all", profile="mercurio"))
+    two = lint_paths([corpus], load_config(None, select="all", profile="mercurio"), workers=2)
     assert two.findings == one.findings and two.files == one.files
 
 
