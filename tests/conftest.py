@@ -38,9 +38,10 @@ def seed_file(path: str) -> str:
 TEST_KEYS = {"MERCURIO_PII_KEY": "test-only-pii-key-000000000000000000000000",
              "MERCURIO_HMAC_KEY": "test-only-hmac-key-00000000000000000000000"}
 # The CLI runs from a temporary folder, where no pyproject.toml names a profile: by default the tests run it
-# with the mercurio profile, as this repository's pyproject.toml sets it; tests of the generic tool pass GENERIC.
+# with the mercurio profile, as this repository's pyproject.toml sets it. Tests of the generic tool pass GENERIC:
+# the environment names no profile, so the working folder's pyproject.toml (if any) decides, as for any project.
 MERCURIO_PROFILE = {"MERCURIO_PROFILE": "mercurio"}
-GENERIC = {"MERCURIO_PROFILE": "none"}
+GENERIC = {"MERCURIO_PROFILE": ""}
 
 
 def _cluster_parent() -> str:
