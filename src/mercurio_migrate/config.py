@@ -141,8 +141,8 @@ def profile_name(project: dict, where: str) -> str | None:
         return None
     if value not in PROFILES:
         raise UsageError(f"{source} = {value!r} is not a known profile",
-                         hint=f"Use profile = {MERCURIO!r} for Mercurio's conventions (docs/profile.md), or leave "
-                              f"it out (or {NO_PROFILE!r}) for the generic tool.")
+                         hint=f'Use profile = "{MERCURIO}" for Mercurio\'s conventions (docs/profile.md), or leave '
+                              f'it out (or "{NO_PROFILE}") for the generic tool.')
     return value
 
 
