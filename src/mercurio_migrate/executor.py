@@ -236,8 +236,9 @@ class Executor:
         """One message for several migrations: (steps committed, the failure that stopped the rest or None).
 
         The message: PREPAREs of the step marker and the record statement; per migration BEGIN, the marker,
-        its statements, the role reset, the record (history row, migration_log row with the profile, its time; it fails if
-        the migration lock was released), RESET ALL, DISCARD TEMP, COMMIT; then DEALLOCATEs."""
+        its statements, the role reset, the record (history row, migration_log row with the mercurio profile,
+        its time; it fails if the migration lock was released), RESET ALL, DISCARD TEMP, COMMIT; then
+        DEALLOCATEs."""
         token = os.urandom(4).hex()
         start_name, record_name = history.batch_statement_names(token)
         message = Message()
