@@ -31,6 +31,13 @@ class Context:
 
         return Engine(self.settings(), on_event=self.on_event)
 
+    @property
+    def api(self):
+        """The public API (mercurio_migrate.api), which every command calls."""
+        from mercurio_migrate import api
+
+        return api
+
     def on_event(self, event) -> None:
         from mercurio_migrate.output import message
 
@@ -124,7 +131,7 @@ _database_url: str | None = None  # the command's, for _report to scrub its pass
 @pass_context
 def status(obj: Context) -> None:
     """Every migration: version, name, state, applied_at, duration, purpose."""
-    states = obj.engine().status()
+    states = obj.api.status(obj.settings(), on_event=obj.on_event)
     if obj.as_json:
         from mercurio_migrate.output import emit_json
 
@@ -158,7 +165,7 @@ def status(obj: Context) -> None:
 @pass_context
 def log(obj: Context, limit: int) -> None:
     """Rows of migration_log, newest first."""
-    rows = obj.engine().log(limit)
+    rows = obj.api.log(obj.settings(), limit)
     if obj.as_json:
         from mercurio_migrate.output import emit_json
 
@@ -271,7 +278,7 @@ def up(obj: Context, to: str | None, dry_run: bool, allow_drift: bool, validate_
     _take_safety(obj, safety)
     if dump_path is not None and not dry_run:
         _check_writable(dump_path, "--dump")
-    result = obj.engine().up(to=to, dry_run=dry_run, allow_drift=allow_drift, validate=not no_validate,
+    result = obj.api.up(obj.settings(), on_event=obj.on_event, to=to, dry_run=dry_run, allow_drift=allow_drift, validate=not no_validate,
                              validate_each=validate_each, dump=dump_path is not None and not dry_run)
     if result.schema_sql is not None:
         dump_path.write_text(result.schema_sql, encoding="utf-8")
@@ -296,7 +303,8 @@ def down(obj: Context, steps: int | None, to: str | None, all_: bool, dry_run: b
     _take_safety(obj, safety)
     if sum(x is not None and x is not False for x in (steps, to, all_ or None)) > 1:
         raise click.UsageError("give only one of --steps, --to and --all")
-    _print_run(obj, obj.engine().down(steps=steps, to=to, all_=all_, dry_run=dry_run, allow_drift=allow_drift))
+    _print_run(obj, obj.api.down(obj.settings(), steps=steps, to=to, all=all_, dry_run=dry_run,
+                                 allow_drift=allow_drift, on_event=obj.on_event))
 
 
 @cli.command()
@@ -309,7 +317,7 @@ def resolve(obj: Context, version: str, applied: bool, rolled_back: bool) -> Non
     if applied == rolled_back:
         raise click.UsageError("give --applied or --rolled-back" if not applied else
                                "give only one of --applied and --rolled-back: they say opposite things")
-    state = obj.engine().resolve(version, applied=applied)
+    state = obj.api.resolve(obj.settings(), version, applied=applied, on_event=obj.on_event)
     if obj.as_json:
         from mercurio_migrate.output import emit_json
 

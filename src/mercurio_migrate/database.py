@@ -1,4 +1,10 @@
-"""One connection to PostgreSQL and the few ways the tool talks over it.
+"""One connection to PostgreSQL and the few ways the tool talks over it: the driver seam.
+
+The tool has one driver, psycopg 3, and uses only its documented API. Everything it needs of a connection
+is ``Connection`` below (psycopg's Connection is one): ``execute`` for the tool's own queries (rows and
+a single row), ``send_script`` here for SQL files (one simple-query message, each statement's result or
+the error with its position), and the transaction status. Another driver would implement these and
+``connect``; nothing else in the tool touches the driver.
 
 Scripts are sent with the simple-query protocol, several statements in one message, so a migration
 costs one round trip; each statement's result (row count, or the error) is still seen separately.
@@ -9,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from mercurio_migrate import __version__
 from mercurio_migrate.errors import ConnectionFailed, UsageError
@@ -18,6 +24,27 @@ from mercurio_migrate.redact import misread_password, redact_url, scrub, secrets
 APPLICATION_NAME = "mercurio-migrate"
 _OPTION_SEPARATORS = frozenset(" \t\n\r\v\f\\")  # what the server's pg_split_opts splits on, and its escape
 BOOL_OID = 16  # pg_type.oid of boolean
+
+
+class Rows(Protocol):
+    def fetchone(self) -> tuple | None: ...
+    def fetchall(self) -> list[tuple]: ...
+
+
+class Connection(Protocol):
+    """What the tool uses of a database connection (psycopg.Connection provides it)."""
+
+    closed: bool
+
+    def execute(self, query: str, params: tuple | dict | None = None) -> Rows: ...  # the tool's own queries
+    def close(self) -> None: ...
+    def cancel_safe(self) -> None: ...  # Ctrl-C during a message: the server stops the running statement
+
+    @property
+    def info(self) -> Any: ...  # dbname, host, port, backend_pid, encoding, parameter_status(name)
+
+    @property
+    def pgconn(self) -> Any: ...  # psycopg.pq.PGconn: send_script's one message and its results
 
 
 class StatementResult(NamedTuple):
@@ -30,7 +57,7 @@ class StatementResult(NamedTuple):
     value_type: int = 0  # the type OID of a query's first column
 
 
-def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout: int = 10):
+def connect(url: str, *, options: dict[str, str] | None = None, connect_timeout: int = 10) -> Connection:
     """Open the command's one connection (autocommit: the tool sends BEGIN/COMMIT itself)."""
     check_url(url)
     import psycopg
@@ -114,7 +141,7 @@ def client_host() -> str:
     return socket.gethostname()
 
 
-def send_script(conn, sql: str) -> list[StatementResult]:
+def send_script(conn: Connection, sql: str) -> list[StatementResult]:
     """Send ``sql`` (one or more statements) as one simple-query message; one result per statement run.
 
     After an error the server skips the rest of the message, so the last result is the failed one.
@@ -209,10 +236,21 @@ def _rows_from_tag(tag: str) -> int:
     return 0
 
 
-def in_failed_or_open_transaction(conn) -> bool:
+def in_failed_or_open_transaction(conn: Connection) -> bool:
     from psycopg import pq
 
     return conn.pgconn.transaction_status in (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+
+
+def quote_ident(name: str) -> str:
+    """An identifier for the tool's own SQL (one name; schema-qualify with '.'.join of quoted parts)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_text(text: str) -> str:
+    """A string literal for the tool's own SQL, sent with standard_conforming_strings on (every supported
+    server's default; ``literal`` asks the connection when it has one)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def literal(conn, value: Any) -> str:

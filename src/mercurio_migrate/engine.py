@@ -12,92 +12,32 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import NamedTuple
 
-from mercurio_migrate import faults, history, layout, locks
+from mercurio_migrate import faults, history, locks, migration_lock, planner
 from mercurio_migrate.config import Settings
-from mercurio_migrate.database import (
-    connect,
-    in_failed_or_open_transaction,
-    literal,
-    send_script,
-)
-from mercurio_migrate.errors import (
-    ConnectionFailed,
-    DriftError,
-    LockTimeout,
-    MercurioError,
-    SqlError,
-    UsageError,
-)
-from mercurio_migrate.executor import HINTS, Event, Executor, Progress, StepResult, refusal, sql_error
+from mercurio_migrate.database import connect, in_failed_or_open_transaction, literal, send_script
+from mercurio_migrate.errors import LockTimeout, MercurioError, SqlError, UsageError
+from mercurio_migrate.executor import HINTS, Event, Executor, Progress, StepResult, sql_error
 from mercurio_migrate.layout import Migration, MigrationSet, SqlFile, discover
+from mercurio_migrate.planner import (
+    APPLIED,
+    DRIFTED,
+    MISSING,
+    PARTIAL,
+    PENDING,
+    MigrationState,
+    PlannedStep,
+    RunResult,
+)
 from mercurio_migrate.sqlscript import Script, parse
 
 __all__ = ["APPLIED", "DRIFTED", "Engine", "Event", "MISSING", "MigrationState", "PARTIAL", "PENDING", "PlannedStep",
            "RunResult", "StepResult", "run_or_raise", "run_unrecorded"]
 
-LOCK_NAMESPACE = history.LOCK_NAMESPACE  # first key of the advisory lock, the second is 0
-# the migration lock, tried, with what decides whether this server can be migrated (the port as text)
-_LOCK_SQL = (f"SELECT pg_try_advisory_lock({LOCK_NAMESPACE}, 0), current_setting('port'), pg_is_in_recovery(), "
-             "current_setting('transaction_read_only') = 'on'")
-_LOCK_HOLDER_SQL = (
-    "SELECT a.pid, a.application_name, a.state, a.query_start, a.client_addr::text FROM pg_locks l "
-    "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-    "AND l.classid = %s::bigint::oid AND l.objid = 0 AND l.objsubid = 2 AND l.database = "
-    "(SELECT oid FROM pg_database WHERE datname = current_database())")
-# while another run holds the migration lock, it is tried again after this many seconds (then less often)
-_LOCK_POLL_FIRST, _LOCK_POLL_MAX = 0.05, 1.0
+LOCK_NAMESPACE = migration_lock.NAMESPACE
 # migrations after which the validation report's snapshot is planned again (see snapshot.take's replan):
 # benchmarks/snapshot_plan.py measures both ways
 REPLAN_AFTER = 500
-
-APPLIED, PENDING, DRIFTED, MISSING, PARTIAL = "applied", "pending", "drifted", "missing", "partial"
-
-
-class MigrationState(NamedTuple):
-    version: str
-    name: str
-    state: str
-    applied_at: datetime | None
-    execution_ms: float | None
-    checksum: str
-    purpose: str
-    records_processed: int | None = None
-    drifted_files: tuple[str, ...] = ()
-    header: dict | None = None
-    partial: str | None = None  # what an interrupted statement-by-statement run committed (see _describe_partial)
-
-    def as_dict(self) -> dict:
-        data = self._asdict()
-        data["header"] = dict(self.header or {})
-        data["applied_at"] = self.applied_at.isoformat() if self.applied_at else None
-        data["drifted_files"] = list(self.drifted_files)
-        return data
-
-
-class PlannedStep(NamedTuple):
-    version: str
-    name: str
-    file: str
-    mode: str
-    statements: tuple[str, ...]
-
-    def as_dict(self) -> dict:
-        return self._asdict() | {"statements": list(self.statements)}
-
-
-class RunResult(NamedTuple):
-    direction: str  # up | down
-    steps: tuple[StepResult, ...]
-    plan: tuple[PlannedStep, ...]
-    dry_run: bool
-    validation: object | None = None  # validation.ValidationReport of the whole run
-    validation_each: tuple = ()  # (version, ValidationReport) per migration with --validate-each
-    schema_sql: str | None = None  # canonical DDL of the migrated database (up --dump)
-
-
 
 
 class Engine:
@@ -170,7 +110,7 @@ class Engine:
         conn = connect(self.database_url(), options=self._options_used)
         try:
             if lock:
-                self._acquire_lock(conn)
+                migration_lock.acquire(conn, self.settings.safety, self.emit)
                 self._locked = conn
             faults.point(conn, "locked")
             yield conn
@@ -181,64 +121,11 @@ class Engine:
                     if in_failed_or_open_transaction(conn):
                         conn.execute("ROLLBACK")
                     if lock:
-                        conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
+                        migration_lock.release(conn)
             except Exception:  # noqa: BLE001 - the connection is gone; the server released the lock with it
                 pass
             finally:
                 conn.close()
-
-    def _acquire_lock(self, conn) -> None:
-        """Take the migration lock. While another run holds it, try again now and then, each try a statement
-        of its own outside any transaction: a run waiting inside a transaction would hold a snapshot that the
-        holder's CREATE INDEX CONCURRENTLY must wait for (a deadlock). Gives up after --lock-wait seconds,
-        naming the holder."""
-        got, server_port, in_recovery, read_only = conn.execute(_LOCK_SQL).fetchone()
-        if in_recovery or read_only:
-            if got:
-                conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
-            what = "a read-only replica (in recovery)" if in_recovery else "read-only (default_transaction_read_only)"
-            raise ConnectionFailed(f"the database {conn.info.dbname!r} on {conn.info.host} is {what}: nothing can be "
-                                   "migrated there", hint="Point DATABASE_URL at the primary server.")
-        client_port = conn.info.port or server_port
-        if str(client_port) != server_port and not self.settings.safety.allow_pooler:
-            if got:
-                conn.execute("SELECT pg_advisory_unlock(%s, 0)", (LOCK_NAMESPACE,))
-            raise ConnectionFailed(
-                f"connected through a proxy or connection pooler (port {client_port}; the server listens on "
-                f"{server_port}): under transaction pooling the migration lock and session settings would not "
-                "hold, so concurrent runs could collide",
-                hint="Connect straight to PostgreSQL for migrations, or, if the pooler uses session pooling, "
-                     "set MERCURIO_ALLOW_POOLER=1.")
-        if got:
-            return
-        holder = self._lock_holder(conn)
-        self.emit("lock_wait", f"waiting for the migration lock held by {holder} (up to "
-                               f"{self.settings.safety.lock_wait:g} s, --lock-wait)")
-        started = time.monotonic()
-        deadline = started + self.settings.safety.lock_wait
-        pause = _LOCK_POLL_FIRST
-        while True:
-            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            if conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (LOCK_NAMESPACE,)).fetchone()[0]:
-                break
-            if time.monotonic() >= deadline:
-                raise LockTimeout(
-                    f"the migration lock is still held by {self._lock_holder(conn)} after "
-                    f"{self.settings.safety.lock_wait:g} s: nothing was run",
-                    hint="Wait for that run to finish, or, if it is stuck, end it (SELECT pg_terminate_backend(pid)); "
-                         "wait longer with --lock-wait SECONDS.")
-            pause = min(pause * 2, _LOCK_POLL_MAX)
-        self.emit("lock_acquired", f"migration lock acquired after {time.monotonic() - started:.1f} s")
-
-    @staticmethod
-    def _lock_holder(conn) -> str:
-        row = conn.execute(_LOCK_HOLDER_SQL, (LOCK_NAMESPACE,)).fetchone()
-        if row is None:
-            return "another session"
-        pid, application, state, since, address = row
-        where = f" from {address}" if address else ""
-        started = f", since {since:%H:%M:%S}" if since else ""
-        return f"pid {pid} ({application or 'no application_name'}{where}, {state}{started})"
 
     def preflight(self, conn) -> list[locks.Session]:
         """Refuse (or wait) while other sessions would block our DDL or be blocked by it."""
@@ -295,47 +182,12 @@ class Engine:
             found.setdefault(row[0], []).append(Progress(*row))
         return found
 
-    @staticmethod
-    def compute_states(found: MigrationSet, applied: dict[str, history.HistoryRow], *,
-                       describe: bool = True, progress: dict[str, list[Progress]] | None = None
-                       ) -> list[MigrationState]:
-        """Each migration's state. ``describe=False``: without purpose and header (read from every file's
-        comments: status shows them; up and down only check the states). ``progress``: a pending migration
-        that an interrupted run committed part of is ``partial``."""
-        from mercurio_migrate.layout import drifted_files
-
-        states: list[MigrationState] = []
-        on_disk = found.by_version()
-        progress = progress or {}
-        for version in sorted(set(on_disk) | set(applied)):
-            migration = on_disk.get(version)
-            row = applied.get(version)
-            if migration is None:
-                states.append(MigrationState(version, row.name, MISSING, row.applied_at, row.execution_ms,
-                                             row.checksum, "", row.records_processed, header={}))
-                continue
-            header = migration.header if describe else {}
-            purpose = header.get("purpose", "") if describe else ""
-            if row is None:
-                ups = [p for p in progress.get(version, ()) if p.direction == "up"]
-                states.append(MigrationState(version, migration.name, PARTIAL if ups else PENDING, None, None,
-                                             migration.migration.checksum, purpose, header=header,
-                                             partial=_describe_partial(ups)))
-                continue
-            drifted = drifted_files(migration, row.checksum, row.rollback_checksum)
-            downs = [p for p in progress.get(version, ()) if p.direction == "down"]
-            states.append(MigrationState(version, migration.name, DRIFTED if drifted else APPLIED, row.applied_at,
-                                         row.execution_ms, migration.migration.checksum, purpose,
-                                         row.records_processed, tuple(drifted), header,
-                                         partial=_describe_partial(downs, "rolled back")))
-        return states
-
     def status(self) -> list[MigrationState]:
         found = self.migrations()
         with self.session(lock=False) as conn:
             applied = self.read_history(conn)
             progress = self.read_progress(conn)
-        return self.compute_states(found, applied, progress=progress)
+        return planner.compute_states(found, applied, progress=progress)
 
     def log(self, limit: int = 50) -> list[dict]:
         if not self.store.migration_log:
@@ -353,92 +205,13 @@ class Engine:
             for r in rows
         ]
 
-    # --- planning ---------------------------------------------------------------------------------
-    @staticmethod
-    def _find_version(found: MigrationSet, applied: dict, target: str) -> str:
-        candidates = set(found.by_version()) | set(applied)
-        for version in candidates:
-            name = found.by_version()[version].name if version in found.by_version() else applied[version].name
-            if target in (version, f"{version}_{name}"):
-                return version
-        raise UsageError(f"unknown migration version {target!r}",
-                         hint="Use a version (YYYYMMDD_HHMMSS) or folder name that `mercurio-migrate status` lists.")
-
-    def _refuse_drift(self, states: list[MigrationState], allow_drift: bool) -> None:
-        drifted = [f"{s.version}_{s.name} ({', '.join(s.drifted_files)})" for s in states if s.state == DRIFTED]
-        if not drifted:
-            return
-        if not allow_drift:
-            raise DriftError(drifted)
-        self.emit("warning", "continuing despite drift (--allow-drift): " + ", ".join(drifted))
-
-    def _refuse_renamed(self, found: MigrationSet, states: list[MigrationState],
-                        applied: dict[str, history.HistoryRow]) -> None:
-        """A pending folder whose migration.sql is byte-identical to an applied one that vanished from disk
-        is almost surely that migration renamed: running it again would apply it twice."""
-        missing = {s.checksum: s for s in states if s.state == MISSING}
-        for state in states:
-            if state.state == MISSING:
-                self.emit("warning", f"{state.version}_{state.name} is recorded as applied but its folder is not on "
-                                     "disk", version=state.version)
-            elif state.state == APPLIED and applied[state.version].name != state.name:
-                self.emit("warning", f"{state.version}: applied as {applied[state.version].name!r}, the folder is now "
-                                     f"named {state.name!r}", version=state.version)
-        on_disk = found.by_version()
-        renamed = [(s, old) for s in states if s.state == PENDING for old in missing.values()
-                   if layout.is_recorded(on_disk[s.version].migration, old.checksum)]
-        if renamed:
-            pairs = ", ".join(f"{new.version}_{new.name} (was {old.version}_{old.name})" for new, old in renamed)
-            raise MercurioError(
-                f"pending migration(s) identical to applied ones whose folders are gone: {pairs}; "
-                "running them would apply the same change twice",
-                hint="If the folder was renamed, record the new version with `resolve NEW_VERSION --applied` "
-                     "and drop the old row with `resolve OLD_VERSION --rolled-back`.")
-
     def parse_all(self, files: list[tuple[Migration, SqlFile]]) -> list[Script]:
-        """Every file parsed before anything runs; all syntax errors, and every file that cannot run as a
-        migration, reported at once."""
-        scripts: list[Script] = []
-        errors: list[MercurioError] = []
-        for _, sql_file in files:
-            key = (sql_file.path, sql_file.text)
-            try:
-                script = self._parsed.get(key) or parse(sql_file.text, sql_file.path)
-            except SqlError as exc:
-                errors.append(exc)
-                continue
-            self._parsed[key] = script
-            problem = self._problem(script)
-            if problem:
-                errors.append(UsageError(problem))
-            else:
-                scripts.append(script)
-        if len(errors) == 1:
-            raise errors[0]
-        if errors:
-            problem = MercurioError("files that cannot run; nothing was run:\n" + "\n".join(
-                e.message + (f"\n    hint: {e.hint}" if e.hint else "") for e in errors),
-                hint="Fix each file at the position named.")
-            problem.exit_code = max(e.exit_code for e in errors)  # 2 when each must be rewritten
-            raise problem
-        return scripts
+        """planner.parse_files, each file parsed once per command."""
+        return planner.parse_files(files, self._parsed)
 
-    @staticmethod
-    def _problem(script: Script) -> str | None:
-        if not script.statements:
-            return (f"{script.path}: holds no SQL statements (only comments?): write the migration's statements or "
-                    "delete the folder")
-        for statement in script.statements:
-            if statement.kind == "CopyStmt" and statement.fields.get("is_from") and not statement.fields.get("filename"):
-                return (f"{script.location(statement.start, statement)}: COPY … FROM STDIN needs data from the "
-                        "client, which a migration file cannot carry: use INSERT … VALUES, or COPY from a "
-                        "server-side file")
-        return refusal(script)
-
-    @staticmethod
-    def _plan_entry(migration: Migration, script: Script) -> PlannedStep:
-        return PlannedStep(migration.version, migration.name, script.path, script.mode.value,
-                           tuple(s.text for s in script.body))
+    def _warn(self, warnings: list[str]) -> None:
+        for text in warnings:
+            self.emit("warning", text)
 
     # --- commands ---------------------------------------------------------------------------------
     def up(self, **kwargs) -> RunResult:
@@ -461,11 +234,11 @@ class Engine:
         found = self.migrations()
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
-            self._refuse_changes(found, applied, allow_drift)
-            pending = self._pending(found, applied, to)
-            self._warn_out_of_order(pending, applied)
+            self._warn(planner.check_changes(found, applied, allow_drift))
+            pending = planner.pending(found, applied, to)
+            self._warn(planner.out_of_order(pending, applied))
             scripts = self.parse_all([(m, m.migration) for m in pending])
-            plan = tuple(self._plan_entry(m, s) for m, s in zip(pending, scripts))
+            plan = tuple(planner.plan_entry(m, s) for m, s in zip(pending, scripts))
             if dry_run:
                 return RunResult("up", (), plan, True)
             self._require_keys(conn, scripts)
@@ -511,24 +284,6 @@ class Engine:
                                  "is left out", table=table)
         return captured
 
-    def _pending(self, found: MigrationSet, applied: dict[str, history.HistoryRow], to: str | None) -> list[Migration]:
-        """The migrations on disk not applied, up to ``to`` (a version or folder name) if given."""
-        target = self._find_version(found, applied, to) if to else None
-        return [m for m in found.migrations if m.version not in applied and (target is None or m.version <= target)]
-
-    def _refuse_changes(self, found: MigrationSet, applied: dict[str, history.HistoryRow], allow_drift: bool) -> None:
-        """Refuse drifted files and renamed folders (see _refuse_drift, _refuse_renamed)."""
-        states = self.compute_states(found, applied, describe=False)
-        self._refuse_drift(states, allow_drift)
-        self._refuse_renamed(found, states, applied)
-
-    def _warn_out_of_order(self, pending: list[Migration], applied: dict[str, history.HistoryRow]) -> None:
-        newest_applied = max(applied) if applied else ""
-        for migration in pending:
-            if migration.version < newest_applied:
-                self.emit("warning", f"{migration.id} is older than the newest applied migration "
-                                     f"({newest_applied}): applying it out of order", version=migration.version)
-
     def _schema_sql(self, conn, schema=None) -> str:
         from mercurio_migrate import snapshot
 
@@ -542,9 +297,11 @@ class Engine:
         found = self.migrations()
         with self.session(lock=not dry_run) as conn:
             applied = self.read_history(conn)
-            migrations = self._down_choice(found, applied, count=count, to=to, all_=all_, allow_drift=allow_drift)
+            migrations, warnings = planner.rollback_choice(found, applied, count=count, to=to, all_=all_,
+                                                           allow_drift=allow_drift)
+            self._warn(warnings)
             scripts = self.parse_all([(m, m.rollback) for m in migrations])
-            plan = tuple(self._plan_entry(m, s) for m, s in zip(migrations, scripts))
+            plan = tuple(planner.plan_entry(m, s) for m, s in zip(migrations, scripts))
             if dry_run:
                 return RunResult("down", (), plan, True)
             self._require_keys(conn, scripts)
@@ -555,38 +312,11 @@ class Engine:
             results = self.run_steps(conn, list(zip(migrations, scripts)), "down")
         return RunResult("down", tuple(results), plan, False)
 
-    def _down_choice(self, found: MigrationSet, applied: dict[str, history.HistoryRow], *, count: int,
-                     to: str | None, all_: bool, allow_drift: bool) -> list[Migration]:
-        """The migrations a `down` rolls back, newest first; refuses (nothing run) when one cannot be."""
-        newest_first = sorted(applied, reverse=True)
-        if all_:
-            chosen = newest_first
-        elif to:
-            target = self._find_version(found, applied, to)
-            chosen = [v for v in newest_first if v > target]
-        else:
-            chosen = newest_first[:count]
-        states = {s.version: s for s in self.compute_states(found, applied, describe=False)}
-        self._refuse_drift([states[v] for v in chosen], allow_drift)
-        on_disk = found.by_version()
-        blocked = []
-        for version in chosen:
-            migration = on_disk.get(version)
-            if migration is None:
-                blocked.append(f"{version}_{applied[version].name}: its folder is missing from disk")
-            elif migration.rollback is None:
-                blocked.append(f"{migration.id}: has no rollback.sql")
-        if blocked:
-            raise MercurioError("cannot roll back; nothing was run:\n  " + "\n  ".join(blocked),
-                                hint="Write the missing rollback.sql, or stop before that migration "
-                                     "(down --to VERSION), or record it with `resolve VERSION --rolled-back`.")
-        return [on_disk[v] for v in chosen]
-
     def resolve(self, version: str, *, applied: bool) -> MigrationState:
         found = self.migrations()
         with self.session(lock=True) as conn:
             history_rows = self.read_history(conn)
-            version = self._find_version(found, history_rows, version)
+            version = planner.find_version(found, history_rows, version)
             migration = found.by_version().get(version)
             self.ensure_tables(conn)
             executor = self.executor(conn)
@@ -614,7 +344,7 @@ class Engine:
                           *self._log_sql(conn, f"{version}_{name}",
                                          "marked rolled back by mercurio-migrate resolve (not run)")]
             run_or_raise(conn, "BEGIN;\n" + ";\n".join(finish) + ";\nCOMMIT;", f"resolving {version}")
-            states = self.compute_states(found, self.read_history(conn), progress=self.read_progress(conn))
+            states = planner.compute_states(found, self.read_history(conn), progress=self.read_progress(conn))
         return next(s for s in states if s.version == version) if any(s.version == version for s in states) else \
             MigrationState(version, "", "rolled back", None, None, "", "")
 
@@ -648,18 +378,6 @@ class Engine:
         if "verify.sql" in migration.extras:
             return parse(migration.extras["verify.sql"].text, migration.extras["verify.sql"].path)
         return None
-
-
-def _describe_partial(progress: list[Progress], verb: str = "applied") -> str | None:
-    """What an interrupted statement-by-statement run committed, in words (None: nothing is recorded)."""
-    if not progress:
-        return None
-    done = max((p.statement for p in progress if p.state == "done"), default=0)
-    started = [p for p in progress if p.state == "started"]
-    text = f"partly {verb}: statements 1–{done} committed" if done else f"partly {verb}: no statement committed"
-    if started:
-        text += f"; statement {started[0].statement} (line {started[0].line}) was started and may have taken effect"
-    return text + " (the next run resumes after what committed)"
 
 
 def run_or_raise(conn, sql: str, what: str) -> None:

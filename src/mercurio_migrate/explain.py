@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mercurio_migrate.database import quote_ident, quote_text
 from mercurio_migrate.engine import Engine
 from mercurio_migrate.errors import LayoutError, LayoutProblem, MercurioError
 from mercurio_migrate.layout import Migration, discover
@@ -262,14 +263,6 @@ class _Table:
     exprs: dict[str, Callable[[str], str]] = field(default_factory=dict)
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 _CATALOG_TABLES = """
 SELECT c.oid, c.relname FROM pg_class c
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
@@ -381,7 +374,7 @@ def _regex_expression(pattern: str, i: str) -> str | None:
     encoded = False
     for op, arg in tokens[1:-1]:
         if op is LITERAL:
-            parts.append(_lit(chr(arg)))
+            parts.append(quote_text(chr(arg)))
             continue
         if op not in (MAX_REPEAT, MIN_REPEAT):
             return None
@@ -410,12 +403,12 @@ def _regex_expression(pattern: str, i: str) -> str | None:
         if count == 0:
             continue
         if encoded or len(alphabet) < 10:
-            parts.append(_lit(alphabet[0] * count))
+            parts.append(quote_text(alphabet[0] * count))
             continue
         encoded = True
         digits = f"right(lpad(({i})::text, {count}, '0'), {count})"
         parts.append(digits if alphabet[:10] == "0123456789" else
-                     f"translate({digits}, '0123456789', {_lit(alphabet[:10])})")
+                     f"translate({digits}, '0123456789', {quote_text(alphabet[:10])})")
     return "(" + " || ".join(parts) + ")" if parts else None
 
 
@@ -491,7 +484,7 @@ class Volume:
         unique = column.name in table.unique
         if column.name in table.allowed:
             values = table.allowed[column.name]
-            array = "ARRAY[" + ", ".join(_lit(v) for v in values) + "]"
+            array = "ARRAY[" + ", ".join(quote_text(v) for v in values) + "]"
             return lambda i: f"({array})[1 + (({i}) - 1) % {len(values)}]"
         if column.name in table.patterns:
             pattern = table.patterns[column.name]
@@ -515,9 +508,9 @@ class Volume:
         if base in ("jsonb", "json"):
             return lambda i: f"jsonb_build_object('key', ({i}) % 20, 'id', ({i}))"
         if base == "uuid":
-            return lambda i: f"md5({_lit(name)} || ({i}))::uuid"
+            return lambda i: f"md5({quote_text(name)} || ({i}))::uuid"
         if base == "bytea":
-            return lambda i: f"decode(md5({_lit(name)} || ({i})), 'hex')"
+            return lambda i: f"decode(md5({quote_text(name)} || ({i})), 'hex')"
         if base in ("text", "varchar", "bpchar", "name", "citext"):
             hints = table.hints.get(column.name, [])
             key = "({i})" if unique else repeat
@@ -525,10 +518,10 @@ class Volume:
 
             def text(i: str) -> str:
                 k = key.format(i=i)
-                plain = (f"left(md5({_lit(name)} || {k}), {limit})" if limit and limit < len(name) + 8
-                         else f"({_lit(name + '-')} || {k})")
+                plain = (f"left(md5({quote_text(name)} || {k}), {limit})" if limit and limit < len(name) + 8
+                         else f"({quote_text(name + '-')} || {k})")
                 if hints and not unique:
-                    array = "ARRAY[" + ", ".join(_lit(v) for v in hints) + "]"
+                    array = "ARRAY[" + ", ".join(quote_text(v) for v in hints) + "]"
                     # values partial indexes select (e.g. conversion event names) on one row in ten
                     return (f"(CASE WHEN ({i}) % 10 = 0 THEN ({array})[1 + (({i}) / 10) % {len(hints)}] "
                             f"ELSE {plain} END)")
@@ -607,7 +600,7 @@ class Volume:
         select = ", ".join(table.exprs[c]("g.i") for c in names)
         overriding = " OVERRIDING SYSTEM VALUE" if any(c.identity == "a" for c in table.columns
                                                        if c.name in table.exprs) else ""
-        return (f"INSERT INTO {_q(table.name)} ({', '.join(_q(c) for c in names)}){overriding} "
+        return (f"INSERT INTO {quote_ident(table.name)} ({', '.join(quote_ident(c) for c in names)}){overriding} "
                 f"SELECT {select} FROM generate_series(1, {table.rows}) AS g(i)")
 
     def load(self) -> dict[str, int]:
@@ -627,7 +620,7 @@ class Volume:
         for name in self.order:
             # an autovacuum ANALYZE running meanwhile holds back the horizon, and VACUUM then leaves fresh
             # pages not all-visible: no index-only scans. The scratch tables are ours to configure.
-            self.conn.execute(f"ALTER TABLE {_q(name)} SET (autovacuum_enabled = false)")
+            self.conn.execute(f"ALTER TABLE {quote_ident(name)} SET (autovacuum_enabled = false)")
             table = self.tables[name]
             reason = self._plan_table(table)
             if reason:
@@ -644,8 +637,8 @@ class Volume:
                          "generator could not satisfy.") from None
             for column, sequence in table.sequences.items():
                 if column in table.exprs:
-                    self.conn.execute(f"SELECT setval({_lit(sequence)}, (SELECT coalesce(max({_q(column)}), 0) + 1 "
-                                      f"FROM {_q(name)}), false)")
+                    self.conn.execute(f"SELECT setval({quote_text(sequence)}, (SELECT coalesce(max({quote_ident(column)}), 0) + 1 "
+                                      f"FROM {quote_ident(name)}), false)")
             loaded[name] = count
         if deferred_checks:
             self.conn.execute("SET session_replication_role = DEFAULT")
@@ -655,11 +648,11 @@ class Volume:
     def _check_foreign_keys(self, loaded: dict[str, int]) -> None:
         for name in loaded:
             for fk in self.tables[name].fks:
-                child = " AND ".join(f"c.{_q(col)} IS NOT NULL" for col in fk.columns)
-                match = " AND ".join(f"p.{_q(pc)} = c.{_q(col)}" for col, pc in zip(fk.columns, fk.parent_columns))
+                child = " AND ".join(f"c.{quote_ident(col)} IS NOT NULL" for col in fk.columns)
+                match = " AND ".join(f"p.{quote_ident(pc)} = c.{quote_ident(col)}" for col, pc in zip(fk.columns, fk.parent_columns))
                 orphans = self.conn.execute(
-                    f"SELECT count(*) FROM {_q(name)} c WHERE {child} "
-                    f"AND NOT EXISTS (SELECT 1 FROM {_q(fk.parent)} p WHERE {match})").fetchone()[0]
+                    f"SELECT count(*) FROM {quote_ident(name)} c WHERE {child} "
+                    f"AND NOT EXISTS (SELECT 1 FROM {quote_ident(fk.parent)} p WHERE {match})").fetchone()[0]
                 if orphans:
                     raise VolumeError(
                         f"generated rows of table {name} violate foreign key {fk.name}: {orphans} row(s) name no "
@@ -726,7 +719,7 @@ def explain(engine: Engine, *, to: str | None = None, rows: int = DEFAULT_ROWS, 
             timings["volume"] = round((time.perf_counter() - started) * 1000, 1)
             started = time.perf_counter()
             if loaded:
-                conn.execute("VACUUM (ANALYZE) " + ", ".join(_q(t) for t in loaded))
+                conn.execute("VACUUM (ANALYZE) " + ", ".join(quote_ident(t) for t in loaded))
             timings["analyze"] = round((time.perf_counter() - started) * 1000, 1)
             started = time.perf_counter()
             existing = {r[0] for r in conn.execute(

@@ -21,7 +21,7 @@ from mercurio_migrate.errors import WHITESPACE_ONLY, LayoutError, LayoutProblem
 MAX_FOLDER_NAME = 100
 KNOWN_FILES = ("migration.sql", "rollback.sql", "fixture.sql", "verify.sql", "plans.sql")
 IGNORED_FILES = ("README.md", "README", "NOTES.md", ".gitkeep")
-HEADER_KEYS = ("migration", "purpose", "author", "date", "requirements", "rollback", "warning")
+HEADER_KEYS = ("migration", "purpose", "author", "date", "requirements", "rollback", "warning", "irreversible")
 
 _FOLDER = re.compile(r"^(?P<date>\d{8})_(?P<time>\d{6})_(?P<name>.+)$")
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -61,6 +61,15 @@ class Migration(NamedTuple):
     @property
     def purpose(self) -> str:
         return self.header.get("purpose", "")
+
+    @property
+    def irreversible(self) -> str | None:
+        """Why the migration cannot be rolled back, when its migration.sql or rollback.sql declares it with a
+        header line ``-- Irreversible: reason`` (None: it can)."""
+        reason = self.migration.header.get("irreversible")
+        if reason is None and self.rollback is not None:
+            reason = self.rollback.header.get("irreversible")
+        return reason if reason is None else (reason or "no reason given")
 
 
 class MigrationSet(NamedTuple):
@@ -307,10 +316,7 @@ def _load_folder(folder: str, version: str, name: str, problems: list[LayoutProb
     if not migration.text or migration.text.isspace():
         problems.append(LayoutProblem(migration.path, "migration.sql is empty"))
         return None
-    rollback = files.pop("rollback.sql", None)
-    if rollback is not None and (not rollback.text or rollback.text.isspace()):
-        problems.append(LayoutProblem(rollback.path, "rollback.sql is empty: delete it or write the rollback"))
-        return None
+    rollback = files.pop("rollback.sql", None)  # may hold no statement: rolling back then only records it
     if not ok:
         return None
     return Migration(version, name, folder, migration, rollback, files)

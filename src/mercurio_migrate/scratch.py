@@ -11,10 +11,13 @@ from __future__ import annotations
 import secrets
 import time
 
+from mercurio_migrate.database import quote_ident, quote_text
 from mercurio_migrate.errors import ConnectionFailed, MercurioError
 from mercurio_migrate.redact import redact_url
 
 SCRATCH_PREFIX = "mercurio_verify_"
+# the comment of a scratch database while its owner runs: "<OWNER_NOTE> <backend pid> started <backend_start>"
+OWNER_NOTE = "mercurio-migrate scratch database of backend"
 MAINTENANCE_DATABASES = ("postgres", "template1")
 
 
@@ -68,11 +71,16 @@ class Scratch:
     def __init__(self, target_url: str, options: dict[str, str] | None = None):
         self.target_url = target_url
         self.options = options or {}  # session settings of the scratch database's connections
-        self.name = SCRATCH_PREFIX + secrets.token_hex(6)
         self.created: list[str] = []
         self._pending: str | None = None  # a database being created (create(wait=False))
         self._on_target = True  # the maintenance session is connected to the target database
         self.maintenance = self._maintenance_connection()
+        # the owning process, in the name and (with its start) in the comment of every database made here:
+        # a run killed before it could drop its databases leaves them to the next run's drop_leftovers()
+        self._owner = self.maintenance.rows("SELECT pg_backend_pid(), backend_start FROM pg_stat_activity "
+                                            "WHERE pid = pg_backend_pid()")[0]
+        self.name = f"{SCRATCH_PREFIX}{self._owner[0]}_{secrets.token_hex(4)}"
+        self.dropped_leftovers = self.drop_leftovers()
 
     def url(self, database: str | None = None) -> str:
         """The target's URL naming ``database`` (the scratch database) instead, as a key=value string."""
@@ -101,10 +109,10 @@ class Scratch:
         """CREATE DATABASE; with ``wait=False`` the server works on it while we go on (importing the engine,
         parsing the migrations), and the first connection to it, or close(), waits for it."""
         name = name or self.name
-        quoted = _ident(name)
+        quoted = quote_ident(name)
         if template:
             self._let_sessions_end(template)
-            statement = f"CREATE DATABASE {quoted} TEMPLATE {_ident(template)}"
+            statement = f"CREATE DATABASE {quoted} TEMPLATE {quote_ident(template)}"
         else:
             statement = f"CREATE DATABASE {quoted} TEMPLATE template0" + self._locale_clause()
         self._wait()
@@ -129,6 +137,30 @@ class Scratch:
             raise MercurioError(f"cannot create the scratch database {name} on {redact_url(self.target_url)}: "
                                 f"{failure.message}") from None
         self.created.append(name)
+        pid, started = self._owner
+        self._comment(name, f"{OWNER_NOTE} {pid} started {started}")
+
+    def _comment(self, name: str, text: str) -> None:
+        self.maintenance.rows(f"COMMENT ON DATABASE {quote_ident(name)} IS {quote_text(text)}")
+
+    def drop_leftovers(self) -> list[str]:
+        """Drop the scratch databases of runs whose session is gone (killed before they could drop them):
+        those whose comment names an owner session that no longer exists. Kept ones (--keep) and those of
+        running sessions stay; one this role may not drop is left alone."""
+        pattern = quote_text("^" + OWNER_NOTE + r" (\d+) started (.+)$")
+        rows = self.maintenance.rows(
+            "SELECT datname FROM (SELECT d.datname, regexp_match(c.description, " + pattern + ") AS owner "
+            "FROM pg_database d JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass "
+            f"WHERE d.datname LIKE {quote_text(SCRATCH_PREFIX + '%')}) s WHERE owner IS NOT NULL AND NOT EXISTS "
+            "(SELECT FROM pg_stat_activity a WHERE a.pid::text = owner[1] AND a.backend_start::text = owner[2])")
+        dropped = []
+        for (name,) in rows:
+            try:
+                self.maintenance.rows(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+                dropped.append(name)
+            except _Failed:
+                continue
+        return dropped
 
     def _locale_clause(self) -> str:
         """The target's encoding and collation, so deparsed text and sorting match it."""
@@ -140,7 +172,7 @@ class Scratch:
             target = conninfo_to_dict(self.target_url).get("dbname")
             if not target:
                 return ""
-            where = f"datname = {_literal(target)}"
+            where = f"datname = {quote_text(target)}"
         rows = self.maintenance.rows(f"SELECT pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database "
                                      f"WHERE {where}")
         if not rows:
@@ -151,17 +183,17 @@ class Scratch:
     def drop(self, name: str) -> None:
         self._let_sessions_end(name)
         try:
-            self.maintenance.rows(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+            self.maintenance.rows(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
         except _Failed as failure:
             raise MercurioError(f"cannot drop the scratch database {name}: {failure.message}",
-                                hint=f"Drop it by hand: DROP DATABASE {_ident(name)} WITH (FORCE);") from None
+                                hint=f"Drop it by hand: DROP DATABASE {quote_ident(name)} WITH (FORCE);") from None
         if name in self.created:
             self.created.remove(name)
 
     def _let_sessions_end(self, name: str) -> None:
         """Give the sessions we just closed on ``name`` a moment to end. CREATE DATABASE … TEMPLATE and DROP
         DATABASE wait for a database's sessions in steps of 100 ms, while a closed session ends in about one."""
-        query = f"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = {_literal(name)})"
+        query = f"SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = {quote_text(name)})"
         for _ in range(50):
             if self.maintenance.rows(query)[0][0] in ("f", "false"):
                 return
@@ -171,7 +203,9 @@ class Scratch:
         try:
             self._wait()
             for name in list(self.created):
-                if not (keep and name == self.name):
+                if keep and name == self.name:
+                    self._comment(name, "mercurio-migrate scratch database kept with --keep: drop it by hand")
+                else:
                     self.drop(name)
         finally:
             self.maintenance.close()
@@ -188,15 +222,6 @@ class Scratch:
     def _session_options(self) -> dict[str, str]:
         # A scratch database is thrown away if the server crashes: its commits need not wait for the disk.
         return self.options | {"synchronous_commit": "off"}
-
-
-def _literal(text: str) -> str:
-    """A string literal for the maintenance session (database names: ours, or the target's)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _connect(url: str, **kwargs):

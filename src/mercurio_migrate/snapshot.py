@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from mercurio_migrate import history
+from mercurio_migrate.database import quote_text
 
 RELATION_KINDS = {"r": "table", "p": "table", "f": "foreign table", "v": "view", "m": "materialized view"}
 TABLE_KINDS = ("table", "foreign table")
@@ -876,10 +877,6 @@ def _obj(kind: str, name: str, *, parent: tuple[str, str] | None = None, sql_nam
 
 
 # --- canonical DDL ----------------------------------------------------------------------------------
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 _COMMENT_TARGETS = {
     "schema": "SCHEMA", "table": "TABLE", "foreign table": "FOREIGN TABLE", "view": "VIEW",
     "materialized view": "MATERIALIZED VIEW", "index": "INDEX", "sequence": "SEQUENCE", "function": "FUNCTION",
@@ -931,7 +928,7 @@ def to_sql(snap: Snapshot) -> str:
 
     def comment(obj: SchemaObject, target: str) -> None:
         if obj.get("comment") is not None:
-            comments.append(f"COMMENT ON {target} IS {_literal(obj.get('comment'))};")
+            comments.append(f"COMMENT ON {target} IS {quote_text(obj.get('comment'))};")
 
     def section(title: str, lines: list[str]) -> None:
         if lines:
@@ -941,13 +938,13 @@ def to_sql(snap: Snapshot) -> str:
     for s in snap.of_kind("schema"):
         comment(s, f"SCHEMA {s.sql_name}")
     section("extensions", [f"CREATE EXTENSION IF NOT EXISTS {x.sql_name} WITH SCHEMA {x.get('schema')} "
-                           f"VERSION {_literal(x.get('version'))};" for x in snap.of_kind("extension")])
+                           f"VERSION {quote_text(x.get('version'))};" for x in snap.of_kind("extension")])
     for x in snap.of_kind("extension"):
         comment(x, f"EXTENSION {x.sql_name}")
 
     types = []
     for t in snap.of_kind("enum type"):
-        types.append(f"CREATE TYPE {t.sql_name} AS ENUM ({', '.join(_literal(v) for v in t.get('labels'))});")
+        types.append(f"CREATE TYPE {t.sql_name} AS ENUM ({', '.join(quote_text(v) for v in t.get('labels'))});")
     for t in snap.of_kind("composite type"):
         types.append(f"CREATE TYPE {t.sql_name} AS ({', '.join(t.get('attributes'))});")
     for t in snap.of_kind("range type"):
@@ -982,7 +979,7 @@ def to_sql(snap: Snapshot) -> str:
         if a.get("combine function"):
             options.append(f"COMBINEFUNC = {a.get('combine function')}")
         if a.get("initial value") is not None:
-            options.append(f"INITCOND = {_literal(a.get('initial value'))}")
+            options.append(f"INITCOND = {quote_text(a.get('initial value'))}")
         functions.append(f"CREATE AGGREGATE {a.sql_name} ({', '.join(options)});")
         comment(a, f"AGGREGATE {a.sql_name}")
     section("functions", functions)

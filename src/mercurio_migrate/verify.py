@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mercurio_migrate import keys, snapshot
+from mercurio_migrate import keys, planner, snapshot
 from mercurio_migrate.config import Settings
+from mercurio_migrate.database import quote_text
 from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
 from mercurio_migrate.errors import MercurioError, MigrationFailed, UsageError
 from mercurio_migrate.layout import Migration, SqlFile, discover
@@ -37,7 +38,7 @@ ERROR, WARNING, NOTE, EXPECTED = "error", "warning", "note", "expected"
 
 
 @dataclass(frozen=True)
-class Finding:
+class VerifyFinding:
     severity: str  # error | warning | note | expected (a loss the rollback's -- WARNING: line declares)
     phase: str  # apply | fixture | rollback | data | reapply | reversible | final
     message: str
@@ -60,7 +61,7 @@ class MigrationCheck:
     version: str
     name: str
     reversible: bool
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[VerifyFinding] = field(default_factory=list)
     checked: bool = False  # the round trip ran to the end
 
     @property
@@ -79,7 +80,7 @@ class MigrationCheck:
 @dataclass
 class VerifyReport:
     migrations: list[MigrationCheck]
-    final: list[Finding]
+    final: list[VerifyFinding]
     reached_start: bool  # the final rollback went back to the start (empty, or the base) and was compared with it
     data: bool
     strict: bool
@@ -93,7 +94,7 @@ class VerifyReport:
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
-    def findings(self) -> list[Finding]:
+    def findings(self) -> list[VerifyFinding]:
         return [f for m in self.migrations for f in m.findings] + self.final
 
     @property
@@ -148,17 +149,16 @@ class DriftReport:
 
 
 @contextmanager
-def scratch_database(engine: Engine, *, keep: bool = False, scratch: Scratch | None = None) -> Iterator[Scratch]:
-    """A scratch database for ``engine``'s server (``scratch``: one already being created), dropped at the end."""
+def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]:
+    """A scratch database on ``engine``'s server, dropped at the end (kept with ``keep``). The server builds
+    it while the caller reads and parses the migrations; the first connection to it waits for it."""
+    scratch = Scratch(engine.database_url())
     try:
-        if scratch is None:
-            scratch = Scratch(engine.database_url())
-            scratch.create(wait=False)
+        scratch.create(wait=False)
         scratch.options = engine.connection_options()
         yield scratch
     finally:
-        if scratch is not None:
-            scratch.close(keep=keep)
+        scratch.close(keep=keep)
 
 
 def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event], None]) -> Engine:
@@ -173,6 +173,8 @@ class _Runner:
     def __init__(self, engine: Engine, scratch: Scratch, clock: _Clock | None = None):
         self.warnings: list[str] = []
         self._embedded = engine.settings.database_url is None  # where the PII keys come from (scratch.options)
+        self._target_settings = engine.settings
+        self.scratch = scratch
         self.engine = _scratch_engine(engine, scratch, self._on_event)
         self.clock = clock or _Clock({})
 
@@ -187,6 +189,11 @@ class _Runner:
         scripts = self.engine.parse_all(pairs)
         if self.engine.settings.mercurio:
             keys.check_usable(scripts, embedded=self._embedded)
+            # the PII keys the migrations need ride in the scratch sessions' settings; on the embedded server the
+            # development keys are generated here if `up` has not done it yet, as `up` would
+            needed = keys.session_settings(self._target_settings, scripts)
+            self.warnings.extend(m for m in needed.messages if m not in self.warnings)
+            self.scratch.options = {**self.scratch.options, **dict(needed.items())}
         # verify.sql too, as `up` does it, so that no file is parsed between two runs
         self.engine.parse_verify_scripts(migrations)
         up = {m.version: s for m, s in zip(migrations, scripts)}
@@ -201,6 +208,13 @@ class _Runner:
         except MigrationFailed as failure:
             return failure
         return None
+
+
+def _leftovers(scratch: Scratch) -> list[str]:
+    if not scratch.dropped_leftovers:
+        return []
+    return [f"dropped {len(scratch.dropped_leftovers)} scratch database(s) left by runs that were killed: "
+            + ", ".join(scratch.dropped_leftovers)]
 
 
 def _position(migrations: tuple[Migration, ...], version: str, option: str) -> int:
@@ -235,13 +249,13 @@ def _take(conn, engine: Engine) -> Snapshot:
 
 # --- verify -----------------------------------------------------------------------------------------
 def verify(engine: Engine, *, to: str | None = None, start: str | None = None, data: bool = False,
-           strict: bool = False, keep: bool = False, scratch: Scratch | None = None) -> VerifyReport:
+           strict: bool = False, keep: bool = False) -> VerifyReport:
     """``start`` (--from): the first migration to round-trip; those before it are applied first, unchecked (with
-    their fixtures under ``data``). ``scratch``: a Scratch whose CREATE DATABASE was sent already (the command
-    sends it before it imports this module); it is dropped at the end whatever happens."""
+    their fixtures under ``data``). The scratch database is dropped at the end whatever happens (kept with
+    ``keep``)."""
     started, timings = time.perf_counter(), {}
     clock = _Clock(timings)
-    scratch_context = scratch_database(engine, keep=keep, scratch=scratch)
+    scratch_context = scratch_database(engine, keep=keep)
     with scratch_context as scratch:
         found = discover(engine.settings.migrations_dir)
         migrations = _select(found.migrations, to)
@@ -249,7 +263,8 @@ def verify(engine: Engine, *, to: str | None = None, start: str | None = None, d
         runner = _Runner(engine, scratch, clock)
         up, down = runner.parse(migrations)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
-                              [str(w) for w in found.warnings], base=[m.id for m in base], timings=timings)
+                              [str(w) for w in found.warnings] + _leftovers(scratch), base=[m.id for m in base],
+                              timings=timings)
         _Verification(runner, scratch, report, up, down, clock).run(base, checked)
         report.warnings.extend(runner.warnings)
         closing = time.perf_counter()
@@ -290,7 +305,8 @@ class _Verification:
             state = self._take()
             applied: list[Migration] = []
             for migration in migrations:
-                check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
+                check = MigrationCheck(migration.id, migration.version, migration.name,
+                                       migration.rollback is not None and not migration.irreversible)
                 self.report.migrations.append(check)
                 self.before[migration.version] = state
                 state = self._check(migration, check, state)
@@ -326,8 +342,9 @@ class _Verification:
         return True
 
     def _base_failed(self, migration: Migration, phase: str, what: str) -> None:
-        check = MigrationCheck(migration.id, migration.version, migration.name, migration.rollback is not None)
-        check.findings.append(Finding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
+        check = MigrationCheck(migration.id, migration.version, migration.name,
+                                       migration.rollback is not None and not migration.irreversible)
+        check.findings.append(VerifyFinding(ERROR, phase, f"{migration.id} (before --from, applied unchecked) {what}",
                                       migration.id))
         self.report.migrations.append(check)
 
@@ -339,15 +356,17 @@ class _Verification:
             self._stash("p0", s0)
         failure = self.runner.run(self.conn, migration, self.up[migration.version], "up")
         if failure:
-            check.findings.append(Finding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
+            check.findings.append(VerifyFinding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
                                           migration.id))
             return None
         s1 = self._take()
         fixture = migration.extras.get("fixture.sql") if data else None
-        if migration.rollback is None:
+        if migration.rollback is None or migration.irreversible:
             severity = ERROR if self.report.strict else WARNING
-            check.findings.append(Finding(severity, "reversible", f"{migration.id} is not reversible: it has no "
-                                          "rollback.sql", migration.id))
+            why = f"declared irreversible ({migration.irreversible})" if migration.irreversible else \
+                "it has no rollback.sql"
+            check.findings.append(VerifyFinding(severity, "reversible", f"{migration.id} is not reversible: {why}",
+                                                migration.id))
             if fixture and not self._fixture(migration, check, fixture):
                 return None
             check.checked = True
@@ -384,7 +403,7 @@ class _Verification:
     def _round_trip(self, conn, migration, check, s0, s1, *, has_fixture: bool) -> Snapshot | None:
         failure = self.runner.run(conn, migration, self.down[migration.version], "down")
         if failure:
-            check.findings.append(Finding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
+            check.findings.append(VerifyFinding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
                                           migration.id))
             return None
         rolled_back = self._take(conn)
@@ -394,7 +413,7 @@ class _Verification:
                 check.findings.extend(_data_findings(conn, migration, s0, s1, rolled_back, has_fixture))
         failure = self.runner.run(conn, migration, self.up[migration.version], "up")
         if failure:
-            check.findings.append(Finding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
+            check.findings.append(VerifyFinding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
                                           f"{failure.message}", migration.id))
             return None
         reapplied = self._take(conn)
@@ -405,7 +424,7 @@ class _Verification:
     def _fixture(self, migration: Migration, check: MigrationCheck, fixture: SqlFile) -> bool:
         error = run_fixture(self.conn, fixture)
         if error:
-            check.findings.append(Finding(ERROR, "fixture", f"fixture.sql of {migration.id} failed: {error}",
+            check.findings.append(VerifyFinding(ERROR, "fixture", f"fixture.sql of {migration.id} failed: {error}",
                                           migration.id))
         return error is None
 
@@ -430,15 +449,16 @@ class _Verification:
         # the start: it is not attributed again to every older migration.
         reported = {_identity(f.difference) for f in self.report.findings if f.difference is not None}
         for migration in reversed(applied):
-            if migration.rollback is None:
-                self.report.final.append(Finding(
-                    WARNING, "final", f"the final rollback stops at {migration.id} (no rollback.sql): the return to "
+            if migration.rollback is None or migration.irreversible:
+                why = "declared irreversible" if migration.irreversible else "no rollback.sql"
+                self.report.final.append(VerifyFinding(
+                    WARNING, "final", f"the final rollback stops at {migration.id} ({why}): the return to "
                     f"{'the state before --from' if self.report.base else 'the empty start'} was not checked",
                     migration.id))
                 return
             failure = self.runner.run(self.conn, migration, self.down[migration.version], "down")
             if failure:
-                self.report.final.append(Finding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
+                self.report.final.append(VerifyFinding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
                                                  f"back) failed: {failure.message}", migration.id))
                 return
             rolled_back = self._take()
@@ -460,13 +480,13 @@ def run_fixture(conn, fixture: SqlFile) -> str | None:
 
 
 # --- findings -----------------------------------------------------------------------------------------
-def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, phase: str) -> list[Finding]:
+def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, phase: str) -> list[VerifyFinding]:
     how = f"rollback of {migration.id}" + (" (rolling everything back)" if phase == "final" else "")
     out = []
     for d in snapshot.diff(before, after):
         if d.severity == "note":
             text = f"{d.kind} {d.name}: {d.change} after {how} (PostgreSQL cannot restore column order)"
-            out.append(Finding(NOTE, phase, text, migration.id, d))
+            out.append(VerifyFinding(NOTE, phase, text, migration.id, d))
             continue
         if d.status == "added":
             text = f"{d.kind} {d.name} left behind by {how}"
@@ -474,22 +494,22 @@ def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, 
             text = f"{d.kind} {d.name} missing after {how} (it existed before the migration)"
         else:
             text = f"{d.kind} {d.name} not restored by {how}: {d.change}"
-        out.append(Finding(ERROR, phase, text, migration.id, d))
+        out.append(VerifyFinding(ERROR, phase, text, migration.id, d))
     return out
 
 
-def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) -> list[Finding]:
+def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) -> list[VerifyFinding]:
     when = f"when {migration.id} is re-applied after its rollback"
     out = []
     for d in snapshot.diff(first, again):
         if d.severity == "note":
-            out.append(Finding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}", migration.id, d))
+            out.append(VerifyFinding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}", migration.id, d))
         elif d.status == "added":
-            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} appears only {when}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} appears only {when}", migration.id, d))
         elif d.status == "removed":
-            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} is missing {when}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} is missing {when}", migration.id, d))
         else:
-            out.append(Finding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}", migration.id, d))
     return out
 
 
@@ -498,21 +518,17 @@ def _data_tables(snap: Snapshot) -> list[snapshot.SchemaObject]:
     return snap.data_tables()
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _checksum(select: str) -> str:
     return f"(SELECT md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) FROM ({select}) s(r))"
 
 
 def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after: Snapshot,
-                   has_fixture: bool) -> list[Finding]:
+                   has_fixture: bool) -> list[VerifyFinding]:
     """Rows of tables that exist before and after the rollback that it did not keep."""
     warning = (migration.rollback.header.get("warning") if migration.rollback else None) or ""
     severity = EXPECTED if warning else ERROR
     after_tables = {t.name: t for t in _data_tables(after)}
-    out: list[Finding] = []
+    out: list[VerifyFinding] = []
     lossy: set[str] = set()
     parts = []
     for index, table in enumerate(_data_tables(s0)):
@@ -531,12 +547,12 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
             for c in shared) or ""
         dropped_values = ", ".join(f"(SELECT count({c}) FROM {stash})" for c in dropped)
         parts.append(
-            f"SELECT {_lit(table.name)}, (SELECT count(*) FROM {stash}), (SELECT count(*) FROM {live.sql_name}), "
+            f"SELECT {quote_text(table.name)}, (SELECT count(*) FROM {stash}), (SELECT count(*) FROM {live.sql_name}), "
             f"(SELECT count(*) FROM (SELECT {stashed} FROM {stash} EXCEPT ALL SELECT {current} FROM {live.sql_name}) q), "
             f"{_checksum(f'SELECT ROW({stashed})::text FROM {stash}')}, "
             f"{_checksum(f'SELECT ROW({current})::text FROM {live.sql_name}')}, "
             f"array_to_string(ARRAY[{per_column}]::bigint[], ','), array_to_string(ARRAY[{dropped_values}]::bigint[], ','), "
-            f"{_lit(','.join(shared))}, {_lit(','.join(dropped))}")
+            f"{quote_text(','.join(shared))}, {quote_text(','.join(dropped))}")
     if parts:
         for (name, before_rows, after_rows, lost, sum_before, sum_after, per_column, dropped_values, shared,
              dropped) in conn.execute("\nUNION ALL\n".join(parts)).fetchall():
@@ -550,13 +566,13 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
                         f"(rows {before_rows} -> {after_rows}"
                         + (f"; values changed in {', '.join(changed)}" if changed and after_rows >= before_rows
                            else "") + ")")
-                out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                out.append(VerifyFinding(severity, "data", _declared(text, warning), migration.id,
                                    details=details | {"columns_changed": changed}))
                 lossy.add(name)
             for column, values in zip(dropped.split(",") if dropped else [], dropped_values):
                 if values:
                     text = f"column {name}.{column}: {values} value(s) lost: dropped by rollback of {migration.id}"
-                    out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                    out.append(VerifyFinding(severity, "data", _declared(text, warning), migration.id,
                                        details={"table": name, "column": column, "values_lost": values}))
                     lossy.add(name)
     if has_fixture:
@@ -564,7 +580,7 @@ def _data_findings(conn, migration: Migration, s0: Snapshot, s1: Snapshot, after
     return out
 
 
-def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, warning) -> list[Finding]:
+def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, warning) -> list[VerifyFinding]:
     """Rows the fixture added (after the migration, before the rollback) to tables the rollback keeps."""
     parts = []
     for index, table in enumerate(_data_tables(s1)):
@@ -577,7 +593,7 @@ def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, wa
         current = ", ".join(f"{c}::text" for c in shared)
         added = f"SELECT {cols} FROM {STASH_SCHEMA}.p1_{index} EXCEPT ALL SELECT {cols} FROM {STASH_SCHEMA}.pm_{index}"
         everything = f"SELECT * FROM {STASH_SCHEMA}.p1_{index} EXCEPT ALL SELECT * FROM {STASH_SCHEMA}.pm_{index}"
-        parts.append(f"SELECT {_lit(table.name)}, (SELECT count(*) FROM ({everything}) q), "
+        parts.append(f"SELECT {quote_text(table.name)}, (SELECT count(*) FROM ({everything}) q), "
                      f"(SELECT count(*) FROM (({added}) EXCEPT ALL SELECT {current} FROM {live.sql_name}) q)")
     out = []
     if parts:
@@ -585,7 +601,7 @@ def _fixture_row_findings(conn, migration, s1, after_tables, lossy, severity, wa
             if lost:
                 text = (f"table {name}: {lost} of {inserted} row(s) inserted by fixture.sql lost or changed by "
                         f"rollback of {migration.id}")
-                out.append(Finding(severity, "data", _declared(text, warning), migration.id,
+                out.append(VerifyFinding(severity, "data", _declared(text, warning), migration.id,
                                    details={"table": name, "fixture_rows": inserted, "rows_lost": lost}))
     return out
 
@@ -633,7 +649,7 @@ def drift(engine: Engine) -> DriftReport:
         raise MercurioError("applied migrations are missing from the migrations folder, so the expected schema "
                             "cannot be rebuilt: " + ", ".join(missing),
                             hint="Restore their folders (e.g. from version control), then run drift again.")
-    for state in engine.compute_states(found, applied):
+    for state in planner.compute_states(found, applied):
         if state.drifted_files:
             warnings.append(f"{state.version}_{state.name}: {', '.join(state.drifted_files)} changed since it was "
                             "applied; the expected schema is built from today's files")

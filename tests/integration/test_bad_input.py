@@ -56,8 +56,6 @@ def folder(tmp_path, name="20250101_000000_a", sql="CREATE TABLE a (id int);", r
      "is not UTF-8"),
     ("migration.sql in Latin-1", "20250101_000000_a", {"migration.sql": b"SELECT 'caf\xe9';"},
      "is not UTF-8 (invalid byte 0xe9 at line 1)"),
-    ("empty rollback.sql", "20250101_000000_a", {"migration.sql": b"SELECT 1;", "rollback.sql": b""},
-     "rollback.sql is empty"),
 ])
 def test_layout_faults_exit_2(cli, db, tmp_path, case, name, files, needle):
     path = tmp_path / "m" / name

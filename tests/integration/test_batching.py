@@ -170,3 +170,82 @@ def test_a_migration_that_deallocates_prepared_statements_runs_alone(cli, db, tm
     assert applied(db) == [f"20250101_00000{i}" for i in range(5)]
     assert db.execute("SELECT count(*) FROM migration_log WHERE notes LIKE 'applied by mercurio-migrate%'"
                       ).fetchone()[0] == 5
+
+
+def test_ctrl_c_during_a_batch_stops_at_once_and_names_exactly_what_committed(db, database_url, tmp_path):
+    """Ctrl-C while a batch runs: the running statement is cancelled at once, and the report (exit 130) names
+    the migrations that committed: exactly those the history holds, each with its table."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TEST_KEYS
+
+    root = tmp_path / "m"
+    for i in range(40):
+        write_migration(root, f"20250101_{i:06d}_t{i}", f"CREATE TABLE t{i} (id int);\nSELECT pg_sleep(0.05);\n")
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "up"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in process.stderr:
+        if "in one round trip" in line:
+            break
+    time.sleep(0.6)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 3, "Ctrl-C took effect late"
+    assert process.returncode == 130, rest
+    done = applied(db)
+    assert 0 < len(done) < 40, done
+    assert f"interrupted: {len(done)} migration(s) committed and recorded" in rest
+    tables = {r.split(".")[1] for r in relations(db)} - {"mercurio_migrations", "migration_log"}
+    assert tables == {f"t{int(v.split('_')[1])}" for v in done}
+
+
+def test_a_retried_batch_reports_every_migration_once_and_in_the_validation_report(db, database_url, tmp_path):
+    """A lock timeout inside a batch: every migration's progress line is printed once, and the run's
+    validation report names what the migrations before the retried one created too (one path: nothing
+    committed on another path is left out)."""
+    db.execute("CREATE TABLE t (id int)")
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_before", "CREATE TABLE a (id int);\n")
+    write_migration(root, "20250101_000001_alter", "ALTER TABLE t ADD COLUMN x int;\n")
+    write_migration(root, "20250101_000002_after", "CREATE TABLE b (id int);\n")
+    blocker = psycopg.connect(database_url, application_name="blocker-app")
+    blocker.execute("LOCK TABLE t IN ACCESS SHARE MODE")
+    code, stderr = run_past_first_retry(["--dir", str(root), "--json", "up"], database_url, blocker)
+    assert code == 0, stderr
+    done = [line for line in stderr.splitlines() if line.startswith("applied ")]
+    assert sorted(done) == sorted(set(done)) and len(done) == 3, done
+    assert applied(db) == ["20250101_000000", "20250101_000001", "20250101_000002"]
+
+
+def test_the_validation_report_names_what_every_migration_of_the_run_created(cli, db, database_url, tmp_path):
+    db.execute("CREATE TABLE t (id int)")
+    root = tmp_path / "m"
+    write_migration(root, "20250101_000000_before", "CREATE TABLE a (id int);\n")
+    write_migration(root, "20250101_000001_alter", "ALTER TABLE t ADD COLUMN x int;\n")
+    write_migration(root, "20250101_000002_after", "CREATE TABLE b (id int);\n")
+    blocker = psycopg.connect(database_url, application_name="blocker-app")
+    blocker.execute("LOCK TABLE t IN ACCESS SHARE MODE")
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TEST_KEYS
+
+    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
+    process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", "--dir", str(root), "--json", "up",
+                                "--lock-timeout", "200ms", "--lock-retries", "5", "--no-preflight"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in process.stderr:
+        if "retry 1 of 5" in line:
+            break
+    blocker.close()
+    out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    created = {d["name"] for d in json.loads(out)["validation"]["created"] if d["kind"] == "table"}
+    assert {"a", "b"} <= created, created

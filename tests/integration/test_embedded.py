@@ -152,3 +152,18 @@ def test_the_embedded_default_works_in_a_folder_the_server_user_cannot_reach():
         assert db_status["running"] is True and db_status["root"] == str(root)
     finally:
         _stop_and_remove(work, project)
+
+
+def test_verify_as_the_first_command_of_a_fresh_folder_generates_the_development_keys():
+    """The shipped set needs PII keys; on the embedded default `verify` generates the development keys as
+    `up` does, instead of failing when it is the first command run in a folder."""
+    work = _work_folder()
+    env = {name: "" for name in ("MERCURIO_PII_KEY", "MERCURIO_HMAC_KEY", "MERCURIO_PII_OLD_KEYS")}
+    try:
+        shutil.copytree(MIGRATIONS, work / "migrations")
+        result = run_cli("verify", cwd=work, env=env, timeout=300)
+        assert result.returncode == 0, result.stdout[-1500:] + result.stderr[-1500:]
+        assert "generated development PII keys" in result.stdout + result.stderr
+        assert (work / ".mercurio" / "keys").is_file()
+    finally:
+        _stop_and_remove(work, work)

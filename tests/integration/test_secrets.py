@@ -101,13 +101,29 @@ def _assert_hidden(result, *pieces: str) -> None:
 
 
 @pytest.fixture
+def kept_scratch_dropped(pg_cluster):
+    """verify --keep and explain --keep leave their scratch databases (their URL is what is shown): dropped
+    after the test, since other tests count the server's scratch databases."""
+    import psycopg
+
+    query = "SELECT datname FROM pg_database WHERE datname LIKE 'mercurio_verify_%'"
+    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as admin:
+        before = set(admin.execute(query).fetchall())
+    yield
+    with psycopg.connect(pg_cluster.conninfo("postgres"), autocommit=True) as admin:
+        for (name,) in set(admin.execute(query).fetchall()) - before:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def one_migration(tmp_path):
     root = tmp_path / "m"
     write_migration(root, "20250101_000000_a", "CREATE TABLE a (id bigint PRIMARY KEY);", "DROP TABLE a;")
     return root
 
 
-def test_a_password_with_hash_and_question_mark_is_never_shown(cli, database_url, one_migration, pg_cluster):
+def test_a_password_with_hash_and_question_mark_is_never_shown(cli, database_url, one_migration, pg_cluster,
+                                                               kept_scratch_dropped):
     """Every command, as text and as JSON, with the password as written (libpq takes '#' and '?' as part of
     it); where the URL is shown (indexes, drift, verify --keep, explain --keep) also with the password
     percent-encoded in the user info or in a password parameter, and quoted in a key=value string."""

@@ -403,3 +403,28 @@ def test_a_layout_error_leaves_no_scratch_database(cli, db, tmp_path):
     result = cli("--dir", str(folder), "verify")
     assert result.returncode == 2, result.stderr
     assert db.execute(scratch_databases).fetchall() == kept
+
+
+def test_a_killed_runs_scratch_database_is_dropped_by_the_next_run_and_a_kept_one_stays(database_url, db, tmp_path):
+    """Scratch databases carry their owner session in their name and comment: one whose owner died (a killed
+    verify) is dropped by the next run; one kept with --keep, and one whose owner still runs, stay."""
+    import subprocess
+    import sys
+
+    base_table(tmp_path)
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sys\nfrom mercurio_migrate.scratch import Scratch\n"
+        "s = Scratch(sys.argv[1]); s.create(); print(s.name, flush=True); os._exit(0)"), database_url],
+        capture_output=True, text=True, timeout=60)
+    orphan = killed.stdout.strip()
+    assert orphan.startswith("mercurio_verify_") and killed.returncode == 0, killed.stderr
+    names = {r[0] for r in db.execute("SELECT datname FROM pg_database")}
+    assert orphan in names
+    kept = verify(engine_for(database_url, tmp_path), keep=True)
+    assert any(orphan in w for w in kept.warnings), kept.warnings
+    names = {r[0] for r in db.execute("SELECT datname FROM pg_database")}
+    assert orphan not in names and kept.scratch_database in names
+    again = verify(engine_for(database_url, tmp_path))
+    assert not any("killed" in w for w in again.warnings)
+    assert kept.scratch_database in {r[0] for r in db.execute("SELECT datname FROM pg_database")}
+    db.execute(f'DROP DATABASE "{kept.scratch_database}" WITH (FORCE)')

@@ -52,18 +52,7 @@ def verify(obj: Context, to: str | None, start: str | None, data: bool, strict: 
     The target database is never touched: a scratch database is created on the same server (or on
     the embedded one) and dropped afterwards.
     """
-    from mercurio_migrate.scratch import Scratch
-
-    engine = obj.engine()
-    # first thing: the server creates the scratch database while this process imports the rest
-    scratch = Scratch(engine.database_url())
-    try:
-        scratch.create(wait=False)
-        from mercurio_migrate.verify import verify as run_verify
-    except BaseException:
-        scratch.close(keep=False)
-        raise
-    report = run_verify(engine, to=to, start=start, data=data, strict=strict, keep=keep, scratch=scratch)
+    report = obj.api.verify(obj.settings(), to=to, start=start, data=data, strict=strict, keep=keep)
     if not obj.as_json:
         _warnings(report.warnings)
     lines = [f"verify: {len(report.migrations)} migration(s) in scratch database {report.scratch_database}"
@@ -99,9 +88,7 @@ def verify(obj: Context, to: str | None, start: str | None, data: bool, strict: 
 @pass_context
 def drift(obj: Context) -> None:
     """Compare the database's schema with the schema its applied migrations build (changes made by hand)."""
-    from mercurio_migrate.verify import drift as run_drift
-
-    report = run_drift(obj.engine())
+    report = obj.api.drift(obj.settings())
     if not obj.as_json:
         _warnings(report.warnings)
     lines = [f"drift: {report.target} against a scratch database with its {len(report.applied)} applied "
@@ -124,11 +111,9 @@ def drift(obj: Context) -> None:
 @pass_context
 def dump(obj: Context, output: Path | None, to: str | None, live: bool) -> None:
     """Write the migrated schema as canonical DDL (deterministic order, for code review)."""
-    from mercurio_migrate.verify import dump as run_dump
-
     if live and to:
         raise click.UsageError("--live dumps the database as it is; it cannot be combined with --to")
-    sql, warnings = run_dump(obj.engine(), to=to, live=live)
+    sql, warnings = obj.api.dump(obj.settings(), to=to, live=live)
     if not obj.as_json:
         _warnings(warnings)
     if output is not None:
