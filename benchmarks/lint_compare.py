@@ -53,7 +53,7 @@ def main() -> int:
     wrapped = [f for f in files if parsed[str(f)].mode == Mode.TOOL_TRANSACTION]
     as_written = [f for f in files if parsed[str(f)].mode != Mode.TOOL_TRANSACTION]
     theirs = squawk_findings(wrapped, True) + squawk_findings(as_written, False)
-    config = load_config({}, select="all")
+    config = load_config({}, select="all", profile="mercurio")  # every rule, the house rules included
     ours = lint_paths([corpus], config).findings
 
     def statement_of(path: str, line: int) -> int | None:

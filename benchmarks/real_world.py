@@ -19,7 +19,8 @@ repository. For every set the harness
 3. applies it with the tool under test (``python -m mercurio_migrate --dir SET up``, PYTHONPATH = ``--tool-src``,
    default /work/main/src) on a fresh database of the same server, times both (``--repeat`` pairs, each on
    fresh databases), and compares ``pg_dump --schema-only`` of the two databases (the tool's history tables
-   ``mercurio_migrations`` and ``migration_log`` and Diesel's ``__diesel_schema_migrations`` excluded);
+   ``mercurio_*`` and Diesel's ``__diesel_schema_migrations`` excluded; the tool runs as a project without a
+   profile runs it, so a ``migration_log`` is the project's own);
 4. runs ``down --all`` and then ``up`` again with the tool;
 5. prints a report (``--report FILE`` writes it too).
 
@@ -81,12 +82,12 @@ DIESEL_MIGRATIONS = "migrations"
 EPOCH = datetime(1970, 1, 1)
 RIVER_BASE = datetime(2000, 1, 1)
 RIVER_TEMPLATE = b"/* TEMPLATE: schema */"  # rivershared/sqlctemplate: `/\* TEMPLATE: (.*?) \*/`, schema -> "" here
-# left out of the schema comparison: the tool's own tables (mercurio_migrations, migration_log and any other
-# public.mercurio_* it creates: the report lists those apart) and Diesel's history table
-EXCLUDED_TABLES = ("public.mercurio_*", "public.migration_log*", "public.__diesel_schema_migrations*")
+# left out of the schema comparison: the tool's own tables (mercurio_migrations and any other public.mercurio_*
+# it creates: the report lists those apart) and Diesel's history table
+EXCLUDED_TABLES = ("public.mercurio_*", "public.__diesel_schema_migrations*")
 TOOL_TABLES_SQL = """
 SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND (c.relname LIKE 'mercurio\\_%' OR c.relname = 'migration_log')
+WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public' AND c.relname LIKE 'mercurio\\_%'
 ORDER BY 1"""
 MAX_RECOVERIES = 60  # failures stepped over per phase before the harness gives up on a set
 
@@ -369,7 +370,8 @@ class Harness:
 
     def tool(self, layout: Path, database: str, *args: str) -> Outcome:
         env = self.server.env | {"DATABASE_URL": self.server.url(database), "PYTHONPATH": str(self.tool_src)}
-        for name in ("MERCURIO_DEBUG", "MERCURIO_NO_QUICK_PATH", "MERCURIO_NO_LIBPQ_FASTPATH", "MERCURIO_VERBOSE"):
+        for name in ("MERCURIO_DEBUG", "MERCURIO_NO_QUICK_PATH", "MERCURIO_NO_LIBPQ_FASTPATH", "MERCURIO_VERBOSE",
+                     "MERCURIO_PROFILE", "MERCURIO_HISTORY_TABLE"):  # a foreign project: the generic tool
             env.pop(name, None)
         return self._run([sys.executable, "-m", "mercurio_migrate", "--dir", str(layout), *args], env)
 

@@ -73,11 +73,11 @@ def proof_script() -> str:
     statement, in its read-only transaction; its text thrown away). What verify costs beyond this is the
     client's; what this costs beyond the round-trip floor is the comparison the proof is made of."""
     from mercurio_migrate import snapshot
-    from mercurio_migrate.history import MIGRATION_LOG_DDL
+    from mercurio_migrate.history import MIGRATION_LOG_DDL, HistoryStore
 
     folders = [p for p in sorted(MIGRATIONS.iterdir()) if (p / "migration.sql").is_file()]
     between = "RESET ALL;\nDISCARD TEMP;\n"
-    prepare, take = snapshot.psql_script()
+    prepare, take = snapshot.psql_script(HistoryStore(migration_log=True))  # the reference set: mercurio profile
     up = {p: as_the_tool_runs_it((p / "migration.sql").read_text()) + between + take for p in folders}
     down = {p: as_the_tool_runs_it((p / "rollback.sql").read_text()) + between + take for p in folders}
     return ("\\o /dev/null\n" + MIGRATION_LOG_DDL + prepare + take

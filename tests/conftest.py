@@ -37,6 +37,11 @@ def seed_file(path: str) -> str:
 # Keys for the shipped PII migrations in tests only (real keys come from the environment, never from git)
 TEST_KEYS = {"MERCURIO_PII_KEY": "test-only-pii-key-000000000000000000000000",
              "MERCURIO_HMAC_KEY": "test-only-hmac-key-00000000000000000000000"}
+# The CLI runs from a temporary folder, where no pyproject.toml names a profile: by default the tests run it
+# with the mercurio profile, as this repository's pyproject.toml sets it. Tests of the generic tool pass GENERIC:
+# the environment names no profile, so the working folder's pyproject.toml (if any) decides, as for any project.
+MERCURIO_PROFILE = {"MERCURIO_PROFILE": "mercurio"}
+GENERIC = {"MERCURIO_PROFILE": ""}
 
 
 def _cluster_parent() -> str:
@@ -97,6 +102,7 @@ def run_cli(*args: str, database_url: str | None = None, cwd: Path | None = None
             timeout: int = 120) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MERCURIO_MIGRATIONS_DIR")}
+    full_env.update(MERCURIO_PROFILE)
     if database_url:
         full_env["DATABASE_URL"] = database_url
     full_env.update(env or {})
@@ -121,7 +127,7 @@ def run_past_first_retry(args: list[str], database_url: str, blocker, at_retry=N
     """Run the CLI while ``blocker`` (a connection) holds a lock the run needs, and close the blocker once
     the tool announces its first lock-timeout retry (``at_retry()`` is called then, before it is closed).
     (exit code, everything the tool wrote to stderr)."""
-    env = {**os.environ, **TEST_KEYS, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
+    env = {**os.environ, **TEST_KEYS, **MERCURIO_PROFILE, "DATABASE_URL": database_url, "MERCURIO_RETRY_BACKOFF": "0.3"}
     process = subprocess.Popen([sys.executable, "-m", "mercurio_migrate", *args, "--lock-timeout", "200ms",
                                 "--lock-retries", "5", "--no-preflight"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

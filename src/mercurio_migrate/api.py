@@ -85,7 +85,7 @@ def resolve(settings: Settings, version: str, *, applied: bool, on_event: OnEven
 
 
 def log(settings: Settings, limit: int = 50) -> list[dict]:
-    """The newest rows of migration_log."""
+    """The newest rows of migration_log (mercurio profile; without it, UsageError: there is none)."""
     return _engine(settings, None).log(limit)
 
 
@@ -119,5 +119,5 @@ def lint(settings: Settings, paths: Iterable[str | Path] | None = None, *, selec
     project's configuration selects (``select`` / ``ignore``: comma-separated rule ids on top of it)."""
     from mercurio_migrate.lint import lint_paths, load_config
 
-    config = load_config(dict(settings.project), select=select, ignore=ignore)
+    config = load_config(dict(settings.project), select=select, ignore=ignore, profile=settings.profile)
     return lint_paths([Path(p) for p in paths] if paths else [settings.migrations_dir], config)

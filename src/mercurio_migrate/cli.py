@@ -65,7 +65,7 @@ class LazyGroup(click.Group):
         "lint": ("mercurio_migrate.commands.lint:lint", "Check migrations against the guidelines and lock safety."),
         "explain": ("mercurio_migrate.commands.indexes:explain", "Check that queries in plans.sql use their index."),
         "indexes": ("mercurio_migrate.commands.indexes:indexes", "Index usage; unused, duplicate, redundant, INVALID indexes."),
-        "preflight": ("mercurio_migrate.commands.indexes:preflight", "Data-quality report before the legacy migration."),
+        "preflight": ("mercurio_migrate.commands.preflight:preflight", "Data-quality report before the legacy migration (mercurio profile)."),
     }
 
     def _load(self, name: str):

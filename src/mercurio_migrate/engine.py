@@ -46,7 +46,10 @@ class Engine:
         self._on_event = on_event or (lambda event: None)
         self._extra_options: dict[str, str] = {}
         self._options_used: dict[str, str] = {}
-        self._log_table = history.MIGRATION_LOG_TABLE  # schema-qualified once the connection has seen it
+        self.store = history.HistoryStore.for_settings(settings)
+        # migration_log (mercurio profile only; None: no migration_log row is written), schema-qualified once
+        # the connection has seen it
+        self._log_table = history.MIGRATION_LOG_TABLE if settings.mercurio else None
         self._tables: tuple[bool, bool, bool] | None = None  # (history, migration_log, progress) as last read
         self._verify_scripts: dict[str, Script] = {}
         self._parsed: dict[tuple[str, str], Script] = {}  # (path, text): a file parsed once per command
@@ -71,12 +74,14 @@ class Engine:
 
     def connection_options(self) -> dict[str, str]:
         """Session settings sent at connection start (never as SET statements, which a server may log), so
-        `RESET ALL` after each migration keeps them. PII keys ride along when the environment (or, on the
-        embedded default, its development keys file) has them."""
-        from mercurio_migrate import keys
-
+        `RESET ALL` after each migration keeps them. With the mercurio profile, PII keys ride along when the
+        environment (or, on the embedded default, its development keys file) has them."""
         safety = self.settings.safety
         options = {"lock_timeout": safety.lock_timeout, "statement_timeout": safety.statement_timeout}
+        if not self.settings.mercurio:
+            return options | self._extra_options
+        from mercurio_migrate import keys
+
         for env_name, setting in keys.SETTING_FOR_ENV.items():
             value = os.environ.get(env_name) if self.settings.database_url else keys.lookup(env_name)
             if value:
@@ -85,7 +90,10 @@ class Engine:
         return options
 
     def _require_keys(self, conn, scripts: list[Script]) -> None:
-        """Before anything runs: the PII keys these scripts need are in the session, or we say what is missing."""
+        """Before anything runs: the PII keys these scripts need are in the session, or we say what is missing
+        (mercurio profile only)."""
+        if not self.settings.mercurio:
+            return
         from mercurio_migrate import keys
 
         needed = keys.session_settings(self.settings, scripts)
@@ -142,16 +150,17 @@ class Engine:
 
     # --- state ------------------------------------------------------------------------------------
     def _tables_exist(self, conn) -> tuple[bool, bool, bool]:
-        has_history, log_table, has_progress = conn.execute(history.TABLES_EXIST_SQL).fetchone()
-        self._log_table = log_table or history.MIGRATION_LOG_TABLE
+        has_history, log_table, has_progress = conn.execute(self.store.tables_exist_sql).fetchone()
+        if self.store.migration_log:
+            self._log_table = log_table or history.MIGRATION_LOG_TABLE
         self._tables = (has_history, log_table is not None, has_progress)
         return self._tables
 
     def ensure_tables(self, conn, known: tuple[bool, bool, bool] | None = None) -> None:
-        """Create the history table and migration_log if absent (call under the migration lock). ``known``: what
-        ``_tables_exist`` said on this connection under the same lock."""
+        """Create the history table (and, with the mercurio profile, migration_log) if absent (call under the
+        migration lock). ``known``: what ``_tables_exist`` said on this connection under the same lock."""
         # the progress table comes when a statement-by-statement migration first runs (Executor)
-        ddl = history.missing_tables_ddl(*(known or self._tables_exist(conn))[:2])
+        ddl = self.store.missing_tables_ddl(*(known or self._tables_exist(conn))[:2])
         if ddl:
             run_or_raise(conn, f"BEGIN;{ddl}COMMIT;", "creating mercurio-migrate's tables")
             self._tables_exist(conn)
@@ -160,7 +169,7 @@ class Engine:
         tables = self._tables_exist(conn)
         if not tables[0]:
             return {}
-        rows = conn.execute(history.SELECT_HISTORY_SQL).fetchall()
+        rows = conn.execute(self.store.select_history_sql).fetchall()
         return {row[0]: history.HistoryRow(*row[:5], float(row[5]), *row[6:]) for row in rows}
 
     def read_progress(self, conn) -> dict[str, list[Progress]]:
@@ -169,7 +178,7 @@ class Engine:
         if not (self._tables or self._tables_exist(conn))[2]:
             return {}
         found: dict[str, list[Progress]] = {}
-        for row in conn.execute(history.SELECT_PROGRESS_SQL).fetchall():
+        for row in conn.execute(self.store.select_progress_sql).fetchall():
             found.setdefault(row[0], []).append(Progress(*row))
         return found
 
@@ -181,10 +190,15 @@ class Engine:
         return planner.compute_states(found, applied, progress=progress)
 
     def log(self, limit: int = 50) -> list[dict]:
+        if not self.store.migration_log:
+            raise UsageError("there is no migration_log: the tool keeps one only with the mercurio profile",
+                             hint="`status` shows the history of this project. For Mercurio's migration_log, set "
+                                  'profile = "mercurio" under [tool.mercurio-migrate] in pyproject.toml '
+                                  "(docs/profile.md).")
         with self.session(lock=False) as conn:
             if not self._tables_exist(conn)[1]:
                 return []
-            rows = conn.execute(history.SELECT_LOG_SQL, (limit,)).fetchall()
+            rows = conn.execute(self.store.select_log_sql(self._log_table), (limit,)).fetchall()
         return [
             {"migration_name": r[0], "records_processed": r[1], "completed_at": r[2].isoformat() if r[2] else None,
              "notes": r[3]}
@@ -264,17 +278,16 @@ class Engine:
         """validation.capture, saying which tables it could not count (locked by another session)."""
         from mercurio_migrate import validation
 
-        captured = validation.capture(conn, **kwargs)
+        captured = validation.capture(conn, exclude_tables=self.store.tool_tables, **kwargs)
         for table, reason in captured.uncounted.items():
             self.emit("warning", f"validation report: could not count the rows of {table} ({reason}); its count "
                                  "is left out", table=table)
         return captured
 
-    @staticmethod
-    def _schema_sql(conn, schema=None) -> str:
+    def _schema_sql(self, conn, schema=None) -> str:
         from mercurio_migrate import snapshot
 
-        return snapshot.to_sql(schema if schema is not None else snapshot.take(conn))
+        return snapshot.to_sql(schema if schema is not None else snapshot.take(conn, exclude_tables=self.store.tool_tables))
 
     def _down(self, *, steps: int | None = None, to: str | None = None, all_: bool = False,
               dry_run: bool = False, allow_drift: bool = False) -> RunResult:
@@ -311,13 +324,11 @@ class Engine:
                 if migration is None:
                     raise UsageError(f"{version}: no such folder on disk; cannot mark it applied")
                 if version in history_rows:  # re-record today's checksums (after a deliberate edit)
-                    finish = [history.update_checksums_sql().format(
+                    finish = [self.store.update_checksums_sql().format(
                         version=literal(conn, version), name=literal(conn, migration.name),
                         checksum=literal(conn, migration.migration.checksum),
                         rollback_checksum=literal(conn, migration.rollback.checksum if migration.rollback else None)),
-                        history.insert_log_sql(self._log_table).format(
-                            migration_name=literal(conn, migration.id), records="0",
-                            notes=literal(conn, "checksums re-recorded by mercurio-migrate resolve (not run)"))]
+                        *self._log_sql(conn, migration.id, "checksums re-recorded by mercurio-migrate resolve (not run)")]
                 else:
                     finish = executor.record_sql(migration, "up", 0, "resolved", duration_ms=0.0,
                                                  note="marked applied by mercurio-migrate resolve (not run)",
@@ -327,20 +338,26 @@ class Engine:
                 if version not in history_rows and not progress:
                     raise UsageError(f"{version} is not applied; nothing to mark rolled back")
                 name = migration.name if migration else history_rows[version].name
-                finish = [history.delete_applied_sql().format(version=literal(conn, version)),
-                          *([history.clear_progress_sql().format(version=literal(conn, version))]
+                finish = [self.store.delete_applied_sql().format(version=literal(conn, version)),
+                          *([self.store.clear_progress_sql().format(version=literal(conn, version))]
                             if self._tables[2] else []),
-                          history.insert_log_sql(self._log_table).format(
-                              migration_name=literal(conn, f"{version}_{name}"), records="0",
-                              notes=literal(conn, "marked rolled back by mercurio-migrate resolve (not run)"))]
+                          *self._log_sql(conn, f"{version}_{name}",
+                                         "marked rolled back by mercurio-migrate resolve (not run)")]
             run_or_raise(conn, "BEGIN;\n" + ";\n".join(finish) + ";\nCOMMIT;", f"resolving {version}")
             states = planner.compute_states(found, self.read_history(conn), progress=self.read_progress(conn))
         return next(s for s in states if s.version == version) if any(s.version == version for s in states) else \
             MigrationState(version, "", "rolled back", None, None, "", "")
 
+    def _log_sql(self, conn, migration_id: str, note: str) -> list[str]:
+        """The migration_log row of a resolve ([] without the mercurio profile)."""
+        if self._log_table is None:
+            return []
+        return [self.store.insert_log_sql(self._log_table).format(
+            migration_name=literal(conn, migration_id), records="0", notes=literal(conn, note))]
+
     # --- execution --------------------------------------------------------------------------------
     def executor(self, conn) -> Executor:
-        return Executor(conn, self.settings, self.emit, self._log_table, self._verify_script,
+        return Executor(conn, self.settings, self.emit, self.store, self._log_table, self._verify_script,
                         check_lock=conn is self._locked)
 
     def run_steps(self, conn, items: list[tuple[Migration, Script]], direction: str) -> list[StepResult]:

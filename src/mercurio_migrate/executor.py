@@ -2,7 +2,8 @@
 
 Three ways to run a file, chosen by its transaction mode (sqlscript.Mode):
 - transactional (the tool's transaction, or the file's own BEGIN … COMMIT): the statements, the history row
-  and the migration_log row commit together or not at all. A failure leaves everything as before.
+  (and, with the mercurio profile, the migration_log row) commit together or not at all. A failure leaves
+  everything as before.
 - batched: consecutive transactional migrations whose record does not depend on their results travel in
   one message, each still in its own transaction with its own history row.
 - statement by statement (a file that cannot run in one transaction): it commits part by part. Each part
@@ -58,14 +59,17 @@ MAX_BATCH_MIGRATIONS, MAX_BATCH_CHARS = 500, 1_000_000
 _DROPS_PREPARED = frozenset({"DeallocateStmt", "DiscardStmt"})
 
 class Executor(StatementwiseRunner):
-    def __init__(self, conn: Connection, settings, emit: Callable[..., None], log_table: str,
+    def __init__(self, conn: Connection, settings, emit: Callable[..., None], store: history.HistoryStore,
+                 log_table: str | None,
                  verify_script: Callable[[Migration], Script | None], *, check_lock: bool = True):
-        """``check_lock``: the caller holds the migration lock, and nothing is recorded once it is lost (False
-        on a scratch database no other run can reach)."""
+        """``store``: the tool's tables; ``log_table``: migration_log's name, None when no migration_log row is
+        written (no mercurio profile). ``check_lock``: the caller holds the migration lock, and nothing is
+        recorded once it is lost (False on a scratch database no other run can reach)."""
         self.conn = conn
         self.check_lock = check_lock
         self.settings = settings
         self.emit = emit
+        self.store = store
         self.log_table = log_table
         self.verify_script = verify_script
 
@@ -177,12 +181,13 @@ class Executor(StatementwiseRunner):
         """One message for several migrations: (steps committed, the failure that stopped the rest or None).
 
         The message: PREPAREs of the step marker and the record statement; per migration BEGIN, the marker,
-        its statements, the role reset, the record (history row, migration_log row, its time; it fails if
-        the migration lock was released), RESET ALL, DISCARD TEMP, COMMIT; then DEALLOCATEs."""
+        its statements, the role reset, the record (history row, migration_log row with the mercurio profile,
+        its time; it fails if the migration lock was released), RESET ALL, DISCARD TEMP, COMMIT; then
+        DEALLOCATEs."""
         token = os.urandom(4).hex()
         start_name, record_name = history.batch_statement_names(token)
         message = Message()
-        for sql in history.batch_prepare_sql(token, direction, self.log_table, self.check_lock).split(";\n"):
+        for sql in self.store.batch_prepare_sql(token, direction, self.log_table, self.check_lock).split(";\n"):
             if sql.strip():
                 message.add(sql)
         quote = quoter(self.conn)
@@ -338,7 +343,8 @@ class Executor(StatementwiseRunner):
     def record_sql(self, migration: Migration, direction: str, records: int, mode: str, *,
                    duration_ms: float | None = None, note: str | None = None, clear_progress: bool = False
                    ) -> list[str]:
-        """The history and migration_log writes of one migration (and the end of its statement progress).
+        """The history write of one migration, its migration_log row with the mercurio profile (and the end of
+        its statement progress).
         Without ``duration_ms`` the time is the one the server measured between the step markers of the
         migration's own transaction."""
         conn = self.conn
@@ -347,7 +353,7 @@ class Executor(StatementwiseRunner):
         else:
             execution_ms, shown_ms = literal(conn, duration_ms), literal(conn, f"{duration_ms:.1f}")
         if direction == "up":
-            record = history.insert_applied_sql().format(
+            record = self.store.insert_applied_sql().format(
                 version=literal(conn, migration.version), name=literal(conn, migration.name),
                 checksum=literal(conn, migration.migration.checksum),
                 rollback_checksum=literal(conn, migration.rollback.checksum if migration.rollback else None),
@@ -356,15 +362,17 @@ class Executor(StatementwiseRunner):
                 tool_version=literal(conn, __version__))
             verb = "applied"
         else:
-            record = history.delete_applied_sql().format(version=literal(conn, migration.version))
+            record = self.store.delete_applied_sql().format(version=literal(conn, migration.version))
             verb = "rolled back"
-        notes = literal(conn, note) if note else (
-            f"{literal(conn, f'{verb} by mercurio-migrate {__version__} ({mode}, ')} || {shown_ms} || ' ms)'")
-        log = history.insert_log_sql(self.log_table).format(
-            migration_name=literal(conn, migration.id), records=literal(conn, records), notes=notes)
-        if not clear_progress:
-            return [record, log]
-        return [record, log, history.clear_progress_sql().format(version=literal(conn, migration.version))]
+        writes = [record]
+        if self.log_table is not None:
+            notes = literal(conn, note) if note else (
+                f"{literal(conn, f'{verb} by mercurio-migrate {__version__} ({mode}, ')} || {shown_ms} || ' ms)'")
+            writes.append(self.store.insert_log_sql(self.log_table).format(
+                migration_name=literal(conn, migration.id), records=literal(conn, records), notes=notes))
+        if clear_progress:
+            writes.append(self.store.clear_progress_sql().format(version=literal(conn, migration.version)))
+        return writes
 
     def _finish(self, migration: Migration, direction: str, records: int, mode: str, *,
                 duration_ms: float | None, begin: bool = False) -> None:

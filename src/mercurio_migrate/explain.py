@@ -38,7 +38,6 @@ PLANS_FILE = "plans.sql"
 EXPECT = "expect-index:"
 SETUP = "explain-setup"
 DEFAULT_ROWS = 20_000
-TOOL_TABLES = ("mercurio_migrations", "mercurio_migration_progress", "migration_log")
 # Tables other tables reference, by foreign-key depth (tenant 0, workspace 1): (rows // divisor, how many of
 # them other rows reference). Activity concentrates on 5 tenants and 25 workspaces: the planner multiplies
 # the selectivities of tenant_id and workspace_id (one determines the other), so only then does it expect
@@ -267,7 +266,8 @@ class _Table:
 _CATALOG_TABLES = """
 SELECT c.oid, c.relname FROM pg_class c
 WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-  AND c.relname <> ALL(%s) ORDER BY c.relname
+  AND c.oid NOT IN (SELECT to_regclass(x) FROM unnest(%s::text[]) x WHERE to_regclass(x) IS NOT NULL)
+ORDER BY c.relname
 """
 _CATALOG_COLUMNS = """
 SELECT a.attrelid, a.attname, a.attnum, coalesce(bt.typname, t.typname),
@@ -415,8 +415,10 @@ def _regex_expression(pattern: str, i: str) -> str | None:
 class Volume:
     """Generated rows for every table of the current schema; see the module docstring."""
 
-    def __init__(self, conn, rows: int = DEFAULT_ROWS):
+    def __init__(self, conn, rows: int = DEFAULT_ROWS, tool_tables: tuple[str, ...] = ()):
+        """``tool_tables``: the tool's own tables (HistoryStore.tool_tables), which get no rows."""
         self.conn = conn
+        self.tool_tables = tool_tables
         self.rows = max(100, -(-rows // 100) * 100)  # a multiple of 100: scope tables divide every table
         self.tables: dict[str, _Table] = {}
         self.skipped: dict[str, str] = {}
@@ -424,7 +426,7 @@ class Volume:
 
     # catalog -------------------------------------------------------------------------------------------
     def read(self) -> None:
-        rows = self.conn.execute(_CATALOG_TABLES, (list(TOOL_TABLES),)).fetchall()
+        rows = self.conn.execute(_CATALOG_TABLES, (list(self.tool_tables),)).fetchall()
         by_oid = {oid: _Table(name, []) for oid, name in rows}
         oids = list(by_oid)
         for oid, name, attnum, base, length, notnull, has_default, identity, generated, sequence in \
@@ -706,7 +708,7 @@ def explain(engine: Engine, *, to: str | None = None, rows: int = DEFAULT_ROWS, 
             # planner choices do not depend on these; they keep the load and the plans quick and comparable
             conn.execute("SET statement_timeout = 0")
             conn.execute("SET jit = off")
-            volume = Volume(conn, rows)
+            volume = Volume(conn, rows, runner.engine.store.tool_tables)
             loaded = volume.load()
             for query in (q for q in queries if q.setup):
                 try:

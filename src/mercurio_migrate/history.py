@@ -1,53 +1,20 @@
-"""The tool's state: its history table and the seed's ``migration_log``. DDL and the queries on them."""
+"""The tool's state: its history and progress tables (HistoryStore, named by the ``history_table`` setting) and,
+with the mercurio profile, the seed's ``migration_log``. DDL and the queries on them."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import NamedTuple
 
-HISTORY_TABLE = "public.mercurio_migrations"
-PROGRESS_TABLE = "public.mercurio_migration_progress"
+DEFAULT_HISTORY_TABLE = "public.mercurio_migrations"
+# the progress table of the default history table keeps the name it has always had (databases migrated before
+# history_table was configurable hold it); a configured history table's progress table is <schema>.<name>_progress
+DEFAULT_PROGRESS_TABLE = "public.mercurio_migration_progress"
+PROGRESS_SUFFIX = "_progress"
 MIGRATION_LOG_TABLE = "migration_log"
 
-HISTORY_DDL = f"""
-CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
-    version            TEXT PRIMARY KEY,
-    name               TEXT NOT NULL,
-    checksum           TEXT NOT NULL,
-    rollback_checksum  TEXT,
-    applied_at         TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
-    execution_ms       NUMERIC(14, 3) NOT NULL DEFAULT 0,
-    records_processed  BIGINT NOT NULL DEFAULT 0,
-    transaction_mode   TEXT NOT NULL,
-    applied_by         TEXT NOT NULL DEFAULT current_user,
-    client_host        TEXT,
-    tool_version       TEXT NOT NULL
-);
-COMMENT ON TABLE {HISTORY_TABLE} IS 'mercurio-migrate: one row per applied migration (do not edit by hand)';
-"""
-
-# Statement-by-statement migrations (autocommit, as written) commit part by part: each committed part is
-# recorded here in the same transaction as its statements, and each statement that cannot run in a
-# transaction (CREATE INDEX CONCURRENTLY, …) is recorded as started before it runs, with what the catalog
-# held then (``detail``), so that a run resumed after a crash knows exactly what committed and can recognise
-# what it built. The rows of a migration go when it is recorded as applied or rolled back.
-PROGRESS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {PROGRESS_TABLE} (
-    version    TEXT NOT NULL,
-    direction  TEXT NOT NULL CHECK (direction IN ('up', 'down')),
-    checksum   TEXT NOT NULL,
-    statement  INTEGER NOT NULL,
-    line       INTEGER NOT NULL,
-    state      TEXT NOT NULL CHECK (state IN ('started', 'done')),
-    detail     JSONB,
-    at         TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (version, direction, statement)
-);
-COMMENT ON TABLE {PROGRESS_TABLE} IS 'mercurio-migrate: statements of an unfinished statement-by-statement migration (do not edit by hand)';
-"""
-
-# The seed's table; defaults let its own `INSERT INTO migration_log (migration_name, records_processed,
-# completed_at[, notes])` statements run verbatim.
+# The seed's table, kept by the mercurio profile only; defaults let its own `INSERT INTO migration_log
+# (migration_name, records_processed, completed_at[, notes])` statements run verbatim.
 MIGRATION_LOG_DDL = f"""
 CREATE TABLE IF NOT EXISTS {MIGRATION_LOG_TABLE} (
     id                 BIGSERIAL PRIMARY KEY,
@@ -57,30 +24,6 @@ CREATE TABLE IF NOT EXISTS {MIGRATION_LOG_TABLE} (
     notes              TEXT
 );
 COMMENT ON TABLE {MIGRATION_LOG_TABLE} IS 'Migration audit log: one row per applied or rolled-back migration';
-"""
-
-# whether the history table exists, and migration_log's schema-qualified name (NULL: absent), so that the
-# tool's own rows land in it whatever search_path a migration sets
-TABLES_EXIST_SQL = (
-    f"SELECT to_regclass('{HISTORY_TABLE}') IS NOT NULL, (SELECT format('%I.%I', n.nspname, c.relname) "
-    f"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass('{MIGRATION_LOG_TABLE}')), "
-    f"to_regclass('{PROGRESS_TABLE}') IS NOT NULL"
-)
-
-SELECT_PROGRESS_SQL = f"""
-SELECT version, direction, checksum, statement, line, state, detail, at
-FROM {PROGRESS_TABLE} ORDER BY version, direction, statement
-"""
-
-SELECT_HISTORY_SQL = f"""
-SELECT version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed,
-       transaction_mode, applied_by, client_host, tool_version
-FROM {HISTORY_TABLE} ORDER BY version
-"""
-
-SELECT_LOG_SQL = f"""
-SELECT migration_name, records_processed, completed_at, notes
-FROM {MIGRATION_LOG_TABLE} ORDER BY completed_at DESC NULLS LAST LIMIT %s
 """
 
 
@@ -140,70 +83,170 @@ LOCK_CHECK_SQL = f"SELECT {LOCK_CHECK_EXPR}"
 
 _HISTORY_COLUMNS = ("version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed, "
                     "transaction_mode, client_host, tool_version")
-def missing_tables_ddl(has_history: bool, has_log: bool) -> str:
-    """The DDL creating whichever of the history table and migration_log is absent ('' when both exist)."""
-    return ("" if has_history else HISTORY_DDL) + ("" if has_log else MIGRATION_LOG_DDL)
 
 
-def insert_applied_sql() -> str:
-    return (
-        f"INSERT INTO {HISTORY_TABLE} ({_HISTORY_COLUMNS}) VALUES ({{version}}, {{name}}, {{checksum}}, "
-        "{rollback_checksum}, clock_timestamp(), {execution_ms}, {records}, {mode}, {client_host}, {tool_version})"
-    )
+class HistoryStore:
+    """The tool's tables in a database, and every statement on them: the history table (``table``,
+    ``schema.name``, from the ``history_table`` setting), its progress table beside it, and the seed's
+    ``migration_log`` when ``migration_log`` is True (the mercurio profile). ``table`` is a validated name
+    (config.history_table_name): lower-case identifiers that need no quoting."""
+
+    def __init__(self, table: str = DEFAULT_HISTORY_TABLE, *, migration_log: bool = False):
+        self.table = table
+        self.schema, self.name = table.split(".")
+        self.progress_table = DEFAULT_PROGRESS_TABLE if table == DEFAULT_HISTORY_TABLE else table + PROGRESS_SUFFIX
+        self.migration_log = migration_log
+
+    @classmethod
+    def for_settings(cls, settings) -> HistoryStore:
+        return cls(settings.history_table, migration_log=settings.mercurio)
+
+    def __repr__(self) -> str:
+        return f"HistoryStore({self.table!r}, migration_log={self.migration_log})"
+
+    @property
+    def tool_tables(self) -> tuple[str, ...]:
+        """The tool's own tables, schema-qualified, as every snapshot and data check leaves them out."""
+        log = (f"public.{MIGRATION_LOG_TABLE}",) if self.migration_log else ()
+        return (self.table, self.progress_table, *log)
+
+    # --- DDL ----------------------------------------------------------------------------------------
+    @property
+    def history_ddl(self) -> str:
+        # a schema of its own is created with the table (public is left alone: creating it, even IF NOT
+        # EXISTS, needs the CREATE privilege on the database)
+        schema = "" if self.schema == "public" else f"CREATE SCHEMA IF NOT EXISTS {self.schema};\n"
+        return f"""{schema}
+CREATE TABLE IF NOT EXISTS {self.table} (
+    version            TEXT PRIMARY KEY,
+    name               TEXT NOT NULL,
+    checksum           TEXT NOT NULL,
+    rollback_checksum  TEXT,
+    applied_at         TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
+    execution_ms       NUMERIC(14, 3) NOT NULL DEFAULT 0,
+    records_processed  BIGINT NOT NULL DEFAULT 0,
+    transaction_mode   TEXT NOT NULL,
+    applied_by         TEXT NOT NULL DEFAULT current_user,
+    client_host        TEXT,
+    tool_version       TEXT NOT NULL
+);
+COMMENT ON TABLE {self.table} IS 'mercurio-migrate: one row per applied migration (do not edit by hand)';
+"""
+
+    # Statement-by-statement migrations (autocommit, as written) commit part by part: each committed part is
+    # recorded here in the same transaction as its statements, and each statement that cannot run in a
+    # transaction (CREATE INDEX CONCURRENTLY, …) is recorded as started before it runs, with what the catalog
+    # held then (``detail``), so that a run resumed after a crash knows exactly what committed and can
+    # recognise what it built. The rows of a migration go when it is recorded as applied or rolled back.
+    @property
+    def progress_ddl(self) -> str:
+        return f"""
+CREATE TABLE IF NOT EXISTS {self.progress_table} (
+    version    TEXT NOT NULL,
+    direction  TEXT NOT NULL CHECK (direction IN ('up', 'down')),
+    checksum   TEXT NOT NULL,
+    statement  INTEGER NOT NULL,
+    line       INTEGER NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('started', 'done')),
+    detail     JSONB,
+    at         TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (version, direction, statement)
+);
+COMMENT ON TABLE {self.progress_table} IS 'mercurio-migrate: statements of an unfinished statement-by-statement migration (do not edit by hand)';
+"""
+
+    def missing_tables_ddl(self, has_history: bool, has_log: bool) -> str:
+        """The DDL creating whichever of the history table and migration_log (with the profile) is absent
+        ('' when none is)."""
+        log = "" if has_log or not self.migration_log else MIGRATION_LOG_DDL
+        return ("" if has_history else self.history_ddl) + log
+
+    # --- queries ------------------------------------------------------------------------------------
+    @property
+    def tables_exist_sql(self) -> str:
+        """Whether the history table exists, migration_log's schema-qualified name (NULL: absent, or no
+        migration_log kept), whether the progress table exists. migration_log is found through the
+        search_path and named in full, so that the tool's own rows land in it whatever search_path a
+        migration sets."""
+        log = (f"(SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n "
+               f"ON n.oid = c.relnamespace WHERE c.oid = to_regclass('{MIGRATION_LOG_TABLE}'))"
+               if self.migration_log else "NULL::text")
+        return (f"SELECT to_regclass('{self.table}') IS NOT NULL, {log}, "
+                f"to_regclass('{self.progress_table}') IS NOT NULL")
+
+    @property
+    def select_history_sql(self) -> str:
+        return (f"SELECT version, name, checksum, rollback_checksum, applied_at, execution_ms, records_processed, "
+                f"transaction_mode, applied_by, client_host, tool_version FROM {self.table} ORDER BY version")
+
+    @property
+    def select_progress_sql(self) -> str:
+        return (f"SELECT version, direction, checksum, statement, line, state, detail, at "
+                f"FROM {self.progress_table} ORDER BY version, direction, statement")
+
+    @staticmethod
+    def select_log_sql(log_table: str) -> str:
+        return (f"SELECT migration_name, records_processed, completed_at, notes FROM {log_table} "
+                "ORDER BY completed_at DESC NULLS LAST LIMIT %s")
+
+    # --- writes (str.format templates of SQL literals) ---------------------------------------------------
+    def insert_applied_sql(self) -> str:
+        return (
+            f"INSERT INTO {self.table} ({_HISTORY_COLUMNS}) VALUES ({{version}}, {{name}}, {{checksum}}, "
+            "{rollback_checksum}, clock_timestamp(), {execution_ms}, {records}, {mode}, {client_host}, {tool_version})"
+        )
+
+    def update_checksums_sql(self) -> str:
+        return (f"UPDATE {self.table} SET name = {{name}}, checksum = {{checksum}}, "
+                "rollback_checksum = {rollback_checksum} WHERE version = {version}")
+
+    def delete_applied_sql(self) -> str:
+        return f"DELETE FROM {self.table} WHERE version = {{version}}"
+
+    def clear_progress_sql(self) -> str:
+        """Forget a migration's statement progress (it is now recorded as applied or rolled back)."""
+        return f"DELETE FROM {self.progress_table} WHERE version = {{version}}"
+
+    @staticmethod
+    def insert_log_sql(log_table: str) -> str:
+        return (
+            f"INSERT INTO {log_table} (migration_name, records_processed, completed_at, notes) "
+            "VALUES ({migration_name}, {records}, clock_timestamp(), {notes})"
+        )
+
+    # --- a batch's bookkeeping as prepared statements -------------------------------------------------
+    # Several migrations sent in one message (engine.run_steps) record themselves through statements
+    # prepared at the start of that message: the server parses and plans the tool's bookkeeping once per
+    # message instead of once per migration. One statement records a migration: it measures the step,
+    # writes the history row (and, with the profile, the migration_log row), and returns the step's
+    # milliseconds. The names carry a random token (no clash with a session's own, nor with one a failed
+    # message left behind) and are deallocated at the end of the message.
+    def batch_prepare_sql(self, token: str, direction: str, log_table: str | None, check_lock: bool = True) -> str:
+        """PREPARE the step-start marker and the record statement (EXECUTE record(version, name, checksum,
+        rollback_checksum, mode, client_host, tool_version, migration_id)). ``log_table``: migration_log's
+        name, None when no migration_log row is written."""
+        start, record = batch_statement_names(token)
+        verb = "applied" if direction == "up" else "rolled back"
+        if direction == "up":
+            change = (f"applied AS (INSERT INTO {self.table} ({_HISTORY_COLUMNS}) SELECT $1, $2, $3, $4, "
+                      f"clock_timestamp(), ms, 0, $5, $6, $7 FROM step)")
+        else:
+            change = f"removed AS (DELETE FROM {self.table} WHERE version = $1)"
+        if log_table is not None:
+            change += (f", logged AS (INSERT INTO {log_table} (migration_name, records_processed, completed_at, "
+                       f"notes) SELECT $8, 0, clock_timestamp(), '{verb} by mercurio-migrate ' || $7 || ' (' || $5 "
+                       "|| ', ' || round(ms, 1) || ' ms)' FROM step)")
+        return (f"PREPARE {start} AS {STEP_START_SQL};\n"
+                f"PREPARE {record} (text, text, text, text, text, text, text, text) AS "
+                f"WITH step AS (SELECT {_STEP_MS_EXPR}{' + ' + LOCK_CHECK_EXPR if check_lock else ''} AS ms), "
+                f"{change} SELECT ms FROM step;\n")
 
 
-def update_checksums_sql() -> str:
-    return (f"UPDATE {HISTORY_TABLE} SET name = {{name}}, checksum = {{checksum}}, "
-            "rollback_checksum = {rollback_checksum} WHERE version = {version}")
-
-
-def delete_applied_sql() -> str:
-    return f"DELETE FROM {HISTORY_TABLE} WHERE version = {{version}}"
-
-
-def clear_progress_sql() -> str:
-    """Forget a migration's statement progress (it is now recorded as applied or rolled back)."""
-    return f"DELETE FROM {PROGRESS_TABLE} WHERE version = {{version}}"
-
-
-def insert_log_sql(table: str = MIGRATION_LOG_TABLE) -> str:
-    return (
-        f"INSERT INTO {table} (migration_name, records_processed, completed_at, notes) "
-        "VALUES ({migration_name}, {records}, clock_timestamp(), {notes})"
-    )
-
-
-# --- a batch's bookkeeping as prepared statements ---------------------------------------------------
-# Several migrations sent in one message (engine.run_steps) record themselves through statements prepared
-# at the start of that message: the server parses and plans the tool's bookkeeping once per message instead
-# of once per migration. One statement records a migration: it measures the step, writes the history row
-# and the migration_log row, and returns the step's milliseconds. The names carry a random token (no clash
-# with a session's own, nor with one a failed message left behind) and are deallocated at the end of the
-# message.
 BATCH_PRELUDE_RESULTS = BATCH_CLOSING_RESULTS = 2  # the two PREPAREs; the two DEALLOCATEs
 
 
 def batch_statement_names(token: str) -> tuple[str, str]:
     return f"mercurio_step_start_{token}", f"mercurio_record_{token}"
-
-
-def batch_prepare_sql(token: str, direction: str, log_table: str, check_lock: bool = True) -> str:
-    """PREPARE the step-start marker and the record statement (EXECUTE record(version, name, checksum,
-    rollback_checksum, mode, client_host, tool_version, migration_id))."""
-    start, record = batch_statement_names(token)
-    verb = "applied" if direction == "up" else "rolled back"
-    log = (f"logged AS (INSERT INTO {log_table} (migration_name, records_processed, completed_at, notes) "
-           f"SELECT $8, 0, clock_timestamp(), '{verb} by mercurio-migrate ' || $7 || ' (' || $5 || ', ' || "
-           "round(ms, 1) || ' ms)' FROM step)")
-    if direction == "up":
-        change = (f"applied AS (INSERT INTO {HISTORY_TABLE} ({_HISTORY_COLUMNS}) SELECT $1, $2, $3, $4, "
-                  f"clock_timestamp(), ms, 0, $5, $6, $7 FROM step)")
-    else:
-        change = f"removed AS (DELETE FROM {HISTORY_TABLE} WHERE version = $1)"
-    return (f"PREPARE {start} AS {STEP_START_SQL};\n"
-            f"PREPARE {record} (text, text, text, text, text, text, text, text) AS "
-            f"WITH step AS (SELECT {_STEP_MS_EXPR}{' + ' + LOCK_CHECK_EXPR if check_lock else ''} AS ms), {change}, "
-            f"{log} SELECT ms FROM step;\n")
 
 
 def batch_deallocate_sql(token: str) -> str:

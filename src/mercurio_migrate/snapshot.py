@@ -36,10 +36,10 @@ NOTE_ATTRS = frozenset({"column order"})
 INLINE_LIMIT = 120
 
 
-def tool_tables() -> tuple[str, ...]:
-    """The tool's own tables, schema-qualified, as every snapshot and data check leaves them out."""
-    log = history.MIGRATION_LOG_TABLE
-    return (history.HISTORY_TABLE, history.PROGRESS_TABLE, log if "." in log else f"public.{log}")
+def tool_tables(store: history.HistoryStore | None = None) -> tuple[str, ...]:
+    """The tool's own tables, schema-qualified, as every snapshot and data check leaves them out: ``store``'s
+    (Engine.store, from the settings), by default those of the default history table without migration_log."""
+    return (store or history.HistoryStore()).tool_tables
 
 
 @dataclass(frozen=True)
@@ -579,7 +579,7 @@ TYPE_KINDS = {"e": "enum type", "d": "domain", "c": "composite type", "r": "rang
 def take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_schemas: Iterable[str] = (),
          since: Snapshot | None = None, replan: bool = False) -> Snapshot:
     """Read the schema of the connected database. ``exclude_tables`` are schema-qualified names
-    (default: the tool's own tables); their columns, indexes, constraints, triggers, policies and
+    (default: ``tool_tables()``; an engine passes its ``store.tool_tables``); their columns, indexes, constraints, triggers, policies and
     owned sequences are left out with them.
 
     One consistent, read-only view of the catalog with fixed output settings, in one round trip; the
@@ -633,11 +633,11 @@ def start_take(conn, *, exclude_tables: Iterable[str] | None = None, exclude_sch
                            partial=since is not None and since._parts is not None)
 
 
-def psql_script() -> tuple[str, str]:
+def psql_script(store: history.HistoryStore | None = None) -> tuple[str, str]:
     """(prepare, snapshot): the statement's PREPARE, and one snapshot of a database as ``take`` sends it
-    outside a transaction (tool tables left out), for a client that runs SQL text (the benchmarks' psql
-    floor for verify's proof)."""
-    tables = "ARRAY[" + ", ".join("'" + name.replace("'", "''") + "'" for name in tool_tables()) + "]::text[]"
+    outside a transaction (``store``'s tables left out), for a client that runs SQL text (the benchmarks'
+    psql floor for verify's proof)."""
+    tables = "ARRAY[" + ", ".join("'" + name.replace("'", "''") + "'" for name in tool_tables(store)) + "]::text[]"
     start, end, _ = _READ_ONLY
     return (_prepare_sql(_WHOLE) + ";\n",
             _message(start, f"EXECUTE {_WHOLE.name} ({tables}, ARRAY[]::text[], NULL::text[], NULL::text[])", end)

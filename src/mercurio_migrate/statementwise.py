@@ -51,7 +51,7 @@ class Part(NamedTuple):
 
 
 class StatementwiseRunner:
-    """The statement-by-statement half of Executor (which provides conn, emit, check_lock, _finish,
+    """The statement-by-statement half of Executor (which provides conn, emit, check_lock, store, _finish,
     _finish_failure, _rollback_open and _run_verify_sql)."""
 
     def _run_statementwise(self, migration: Migration, script: Script, direction: str) -> StepResult:
@@ -101,23 +101,23 @@ class StatementwiseRunner:
         return StepResult(migration.version, migration.name, duration, records, script.mode.value, skipped)
 
     def _ensure_progress_table(self) -> None:
-        if self.conn.execute(f"SELECT to_regclass('{history.PROGRESS_TABLE}') IS NULL").fetchone()[0]:
-            results = send_script(self.conn, f"BEGIN;{history.PROGRESS_DDL}COMMIT;")
+        if self.conn.execute(f"SELECT to_regclass('{self.store.progress_table}') IS NULL").fetchone()[0]:
+            results = send_script(self.conn, f"BEGIN;{self.store.progress_ddl}COMMIT;")
             if results and not results[-1].ok:
                 self._rollback_open()
-                raise MercurioError(f"creating {history.PROGRESS_TABLE} failed: "
+                raise MercurioError(f"creating {self.store.progress_table} failed: "
                                     f"{results[-1].error.diag.message_primary}")
 
     def read_progress(self, version: str, direction: str) -> list[Progress]:
         rows = self.conn.execute(
-            f"SELECT version, direction, checksum, statement, line, state, detail, at FROM {history.PROGRESS_TABLE} "
+            f"SELECT version, direction, checksum, statement, line, state, detail, at FROM {self.store.progress_table} "
             "WHERE version = %s AND direction = %s ORDER BY statement", (version, direction)).fetchall()
         return [Progress(*row) for row in rows]
 
     def _progress_sql(self, version: str, direction: str, checksum: str, statement: Statement, number: int,
                       state: str, detail: dict | None = None) -> str:
         quote = quoter(self.conn)
-        return (f"INSERT INTO {history.PROGRESS_TABLE} (version, direction, checksum, statement, line, state, "
+        return (f"INSERT INTO {self.store.progress_table} (version, direction, checksum, statement, line, state, "
                 f"detail) VALUES ({quote(version)}, {quote(direction)}, {quote(checksum)}, {number}, "
                 f"{statement.line}, {quote(state)}, {quote(json.dumps(detail)) if detail else 'NULL'}) "
                 "ON CONFLICT (version, direction, statement) DO UPDATE SET state = EXCLUDED.state, "
@@ -174,7 +174,7 @@ class StatementwiseRunner:
             return True
         self._rollback_open()
         dropped = self._drop_invalid_indexes_built(statement, detail)
-        self._bookkeep(migration, f"DELETE FROM {history.PROGRESS_TABLE} WHERE version = {literal(self.conn, migration.version)} "
+        self._bookkeep(migration, f"DELETE FROM {self.store.progress_table} WHERE version = {literal(self.conn, migration.version)} "
                                   f"AND direction = {literal(self.conn, direction)} AND statement = {number}")
         outcome = "it did not take effect"
         if dropped:

@@ -7,6 +7,7 @@ snapshot, one query for the planner's row estimates, one for the exact counts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from mercurio_migrate import snapshot
@@ -98,15 +99,17 @@ class ValidationReport:
 
 
 def capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None = None,
-            replan: bool = False) -> Capture:
+            replan: bool = False, exclude_tables: Iterable[str] | None = None) -> Capture:
     """Schema snapshot and row counts: exact below ``exact_row_threshold`` estimated rows, the estimate above.
 
     ``since``: the capture this one will be compared with (``compare(since, it)``), taken earlier on the same
     database. Relations that ``since`` did not have are then only named, not described (see snapshot.take):
     the report is the same, and the capture after the first run on a fresh database costs a fraction of a
     full one. Such a capture serves that comparison only: it cannot be the ``before`` of another.
-    ``replan``: see snapshot.take (after a run of many migrations)."""
-    return start_capture(conn, exact_row_threshold=exact_row_threshold, since=since, replan=replan).result()
+    ``replan``: see snapshot.take (after a run of many migrations). ``exclude_tables``: the tool's own tables
+    (HistoryStore.tool_tables), left out of the report."""
+    return start_capture(conn, exact_row_threshold=exact_row_threshold, since=since, replan=replan,
+                         exclude_tables=exclude_tables).result()
 
 
 class PendingCapture:
@@ -125,10 +128,11 @@ class PendingCapture:
 
 
 def start_capture(conn, *, exact_row_threshold: int = 100_000, since: Capture | None = None,
-                  replan: bool = False) -> PendingCapture:
+                  replan: bool = False, exclude_tables: Iterable[str] | None = None) -> PendingCapture:
     """``capture`` in two halves: its snapshot is sent now and read while the caller works (see
     snapshot.start_take)."""
-    pending = snapshot.start_take(conn, since=since.schema if since is not None else None, replan=replan)
+    pending = snapshot.start_take(conn, exclude_tables=exclude_tables, since=since.schema if since is not None else None,
+                                  replan=replan)
     return PendingCapture(conn, pending, exact_row_threshold)
 
 

@@ -187,12 +187,13 @@ class _Runner:
         """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early."""
         pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
         scripts = self.engine.parse_all(pairs)
-        keys.check_usable(scripts, embedded=self._embedded)
-        # the PII keys the migrations need ride in the scratch sessions' settings; on the embedded server the
-        # development keys are generated here if `up` has not done it yet, as `up` would
-        needed = keys.session_settings(self._target_settings, scripts)
-        self.warnings.extend(m for m in needed.messages if m not in self.warnings)
-        self.scratch.options = {**self.scratch.options, **dict(needed.items())}
+        if self.engine.settings.mercurio:
+            keys.check_usable(scripts, embedded=self._embedded)
+            # the PII keys the migrations need ride in the scratch sessions' settings; on the embedded server the
+            # development keys are generated here if `up` has not done it yet, as `up` would
+            needed = keys.session_settings(self._target_settings, scripts)
+            self.warnings.extend(m for m in needed.messages if m not in self.warnings)
+            self.scratch.options = {**self.scratch.options, **dict(needed.items())}
         # verify.sql too, as `up` does it, so that no file is parsed between two runs
         self.engine.parse_verify_scripts(migrations)
         up = {m.version: s for m, s in zip(migrations, scripts)}
@@ -200,7 +201,7 @@ class _Runner:
         return up, down
 
     def run(self, conn, migration: Migration, script: Script, direction: str) -> MigrationFailed | None:
-        # the one-migration step that up() and down() use: it records history and migration_log as they do
+        # the one-migration step that up() and down() use: it records the history (and migration_log) as they do
         try:
             with self.clock("migrations"):
                 self.engine.run_one(conn, migration, script, direction)
@@ -242,8 +243,8 @@ def _split(migrations: tuple[Migration, ...], selected: list[Migration], start: 
     return selected[:index], selected[index:]
 
 
-def _take(conn) -> Snapshot:
-    return snapshot.take(conn, exclude_schemas=(STASH_SCHEMA,))
+def _take(conn, engine: Engine) -> Snapshot:
+    return snapshot.take(conn, exclude_tables=engine.store.tool_tables, exclude_schemas=(STASH_SCHEMA,))
 
 
 # --- verify -----------------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ class _Verification:
 
     def _take(self, conn=None) -> Snapshot:
         with self.clock("snapshots"):
-            return _take(conn or self.conn)
+            return _take(conn or self.conn, self.runner.engine)
 
     def run(self, base: list[Migration], migrations: list[Migration]) -> None:
         self._connect()
@@ -626,7 +627,7 @@ def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migrati
         except MigrationFailed as failure:
             raise MercurioError(f"building the scratch database: {failure.message}", hint=failure.hint) from None
         warnings.extend(w for w in runner.warnings if w not in warnings)
-        return _take(conn)
+        return _take(conn, runner.engine)
     finally:
         conn.close()
 
@@ -634,7 +635,7 @@ def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migrati
 def _read_target(engine: Engine) -> tuple[dict, Snapshot]:
     """The target's history and schema."""
     with engine.session(lock=False) as conn:
-        return engine.read_history(conn), snapshot.take(conn)
+        return engine.read_history(conn), snapshot.take(conn, exclude_tables=engine.store.tool_tables)
 
 
 def drift(engine: Engine) -> DriftReport:
@@ -665,7 +666,7 @@ def dump(engine: Engine, *, to: str | None = None, live: bool = False) -> tuple[
     warnings = [str(w) for w in found.warnings]
     if live:
         with engine.session(lock=False) as conn:
-            return snapshot.to_sql(snapshot.take(conn)), warnings
+            return snapshot.to_sql(snapshot.take(conn, exclude_tables=engine.store.tool_tables)), warnings
     migrations = _select(found.migrations, to)
     with scratch_database(engine) as scratch:
         built = _migrated_scratch(engine, scratch, migrations, warnings)

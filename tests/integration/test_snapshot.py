@@ -167,12 +167,16 @@ def test_column_order_is_a_note(db):
 
 
 def test_tool_tables_and_their_sequences_are_left_out(db):
-    from mercurio_migrate import history
+    from mercurio_migrate.history import MIGRATION_LOG_DDL, HistoryStore
 
-    db.execute(history.HISTORY_DDL + history.MIGRATION_LOG_DDL)
-    assert [o for o in take(db).objects if o.kind != "schema"] == []
+    store = HistoryStore(migration_log=True)  # the mercurio profile's
+    db.execute(store.history_ddl + store.progress_ddl + MIGRATION_LOG_DDL)
+    assert [o for o in take(db, exclude_tables=store.tool_tables).objects if o.kind != "schema"] == []
     names = {o.name for o in take(db, exclude_tables=()).objects}
-    assert {"mercurio_migrations", "migration_log", "migration_log_id_seq"} <= names
+    assert {"mercurio_migrations", "mercurio_migration_progress", "migration_log", "migration_log_id_seq"} <= names
+    # without the profile, a migration_log is the project's own table, in every snapshot
+    generic = {o.name for o in take(db).objects if o.kind != "schema"}
+    assert "migration_log" in generic and not generic & {"mercurio_migrations", "mercurio_migration_progress"}
 
 
 class CountingConnection:

@@ -35,7 +35,7 @@ def _build(tmp_path: Path, rule_id: str, variant: str) -> Path:
 
 
 def _reported(root: Path, rule_id: str) -> set[tuple[str, int]]:
-    result = lint_paths([root], load_config({}, select=rule_id))
+    result = lint_paths([root], load_config({}, select=rule_id, profile=registry()[rule_id].profile))
     assert {f.rule for f in result.findings} <= {rule_id}
     return {(Path(f.file).name, f.line) for f in result.findings if FOLDER in f.file}
 

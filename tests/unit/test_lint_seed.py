@@ -63,7 +63,7 @@ def extract_seed(target: Path) -> Path:
 @pytest.fixture(scope="module")
 def findings(tmp_path_factory):
     root = extract_seed(tmp_path_factory.mktemp("seed") / "migrations")
-    result = lint_paths([root], load_config({}))
+    result = lint_paths([root], load_config({}, profile="mercurio"))
     return [(f.rule, Path(f.file).parent.name, Path(f.file).name, f.line, f) for f in result.findings]
 
 

@@ -34,7 +34,7 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _everything(paths: list[Path]) -> LintResult:
-    return lint_paths(paths, load_config(None, select="all"))
+    return lint_paths(paths, load_config(None, select="all", profile="mercurio"))
 
 
 def test_dispatch_by_statement_kind_changes_no_finding(corpus, monkeypatch):

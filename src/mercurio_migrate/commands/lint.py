@@ -1,4 +1,5 @@
-"""`mercurio-migrate lint`: static checks of migrations (guidelines and lock safety), no database needed."""
+"""`mercurio-migrate lint`: static checks of migrations (lock safety, rollbacks and, with the mercurio profile,
+Mercurio's guidelines), no database needed."""
 
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ def lint(obj: Context, paths: tuple[Path, ...], fmt: str | None, select: str | N
     """
     from mercurio_migrate.lint import lint_paths, load_config
 
+    settings = obj.settings()
     if list_rules:
-        from mercurio_migrate.lint.rules import registry
+        from mercurio_migrate.lint.rules import for_profile
 
-        for rule in registry().values():
+        for rule in for_profile(settings.profile).values():
             print(f"{rule.id:40} {rule.severity:8} {rule.category:12} {rule.summary}")
         return
-    settings = obj.settings()
-    config = load_config(settings.project, select=select, ignore=ignore)
+    config = load_config(settings.project, select=select, ignore=ignore, profile=settings.profile)
     result = lint_paths(list(paths) or [settings.migrations_dir], config)
     from mercurio_migrate.lint.report import render
 

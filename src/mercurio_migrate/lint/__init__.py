@@ -40,16 +40,27 @@ def _rule_list(value, where: str, known: dict) -> list[str]:
         raise UsageError(f"{where} must be a list of rule ids")
     unknown = [v for v in value if v != "all" and v not in known]
     if unknown:
+        from mercurio_migrate.lint.rules import registry
+
+        house = [v for v in unknown if v in registry()]
+        if house:
+            profile = registry()[house[0]].profile
+            raise UsageError(f"{where}: {', '.join(house)}: rule(s) of the {profile} profile, which this project "
+                             "does not use",
+                             hint=f'Set profile = "{profile}" under [tool.mercurio-migrate] in pyproject.toml to '
+                                  "use its rules (docs/profile.md), or leave them out.")
         raise UsageError(f"{where}: unknown rule id(s): {', '.join(unknown)}",
                          hint="List the rules with `mercurio-migrate lint --list-rules`.")
     return list(known) if "all" in value else value
 
 
-def load_config(project: dict | None = None, select: str | None = None, ignore: str | None = None) -> LintConfig:
-    """Resolve which rules run at which severity: rule defaults, then pyproject, then the command line."""
-    from mercurio_migrate.lint.rules import registry
+def load_config(project: dict | None = None, select: str | None = None, ignore: str | None = None,
+                profile: str | None = None) -> LintConfig:
+    """Resolve which rules run at which severity: rule defaults, then pyproject, then the command line.
+    ``profile`` (Settings.profile): a profile's house rules join the generic ones."""
+    from mercurio_migrate.lint.rules import for_profile
 
-    rules = registry()
+    rules = for_profile(profile)
     section = (project or {}).get("lint", {})
     if not isinstance(section, dict):
         raise UsageError("[tool.mercurio-migrate.lint] must be a table")

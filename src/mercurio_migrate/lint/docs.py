@@ -21,6 +21,11 @@ that existed before the migration (a table created earlier in the same migration
 
 Exit status: 1 when an error-level finding remains, 0 otherwise, 2 for bad usage (unknown path or rule).
 
+Which rules exist depends on the project's profile ([docs/profile.md](profile.md)): every project gets the
+generic rules (lock safety, rollbacks, correctness); a project with `profile = "mercurio"` also gets
+Mercurio's house rules, marked *mercurio* in the table below (header, tenant columns, tenant-first indexes,
+table comments, BIGINT keys, encrypted PII, BEGIN/COMMIT wrapping). `--list-rules` lists the project's.
+
 ## Configuration
 
 ```toml
@@ -61,6 +66,7 @@ def _section(rule) -> str:
     fix = [p for p in parts if p.startswith("Fix:")]
     out = [f"### `{rule.id}`", "", f"{lines[0].strip()}", "",
            f"Default severity: **{rule.severity}** · category: {rule.category}"
+           + (f" · profile: {rule.profile} only" if rule.profile else "")
            + (f" · squawk: {', '.join(f'`{s}`' for s in rule.squawk)}" if rule.squawk else ""), ""]
     for paragraph in why:
         out += [" ".join(paragraph.split()), ""]
@@ -74,10 +80,11 @@ def generate() -> str:
 
     rules = registry()
     out = [_HEADER, "## Rules", ""]
-    out.append("| rule | severity | category | summary |")
-    out.append("| --- | --- | --- | --- |")
+    out.append("| rule | severity | category | profile | summary |")
+    out.append("| --- | --- | --- | --- | --- |")
     for rule in rules.values():
-        out.append(f"| [`{rule.id}`](#{rule.id}) | {rule.severity} | {rule.category} | {rule.summary} |")
+        out.append(f"| [`{rule.id}`](#{rule.id}) | {rule.severity} | {rule.category} | {rule.profile or 'all'} "
+                   f"| {rule.summary} |")
     out.append("")
     for category, title in (("guideline", "Guideline rules"), ("lock-safety", "Lock-safety rules"),
                             ("style", "Style rules")):

@@ -16,6 +16,7 @@ from mercurio_migrate.lint.rules._util import column_definitions
 ID = "bigint-keys"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ("prefer-bigint-over-int", "prefer-bigint-over-smallint", "prefer-big-int")
 NARROW = {"int2", "int4", "serial", "serial4", "smallserial", "serial2"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 ID = "header-fields"
 SEVERITY = "error"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 ROLES = ("migration",)
 SQUAWK = ()
 REQUIRED = ("migration", "purpose", "author", "date", "requirements")

@@ -17,6 +17,7 @@ from mercurio_migrate.lint.rules._util import column_definitions, is_temporary
 ID = "pii-encrypted"
 SEVERITY = "error"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 KINDS = ("CreateStmt", "AlterTableStmt")
 SQUAWK = ()
 MATCHED = ("email", "email_address", "phone", "phone_number", "mobile", "mobile_phone")

@@ -19,6 +19,7 @@ from mercurio_migrate.lint.rules._util import is_temporary
 ID = "table-comment"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 KINDS = ("CreateStmt",)
 SQUAWK = ()
 # matched against the comment's string value, not SQL text

@@ -19,6 +19,7 @@ from mercurio_migrate.lint.rules._util import is_temporary
 ID = "tenant-columns"
 SEVERITY = "error"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 KINDS = ("CreateStmt",)
 SQUAWK = ()
 COLUMNS = ("tenant_id", "workspace_id")

@@ -18,6 +18,7 @@ from mercurio_migrate.lint import tree
 ID = "tenant-first-index"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 KINDS = ("IndexStmt",)
 SQUAWK = ()
 

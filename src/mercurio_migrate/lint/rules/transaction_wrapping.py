@@ -18,6 +18,7 @@ from mercurio_migrate.lint.model import Mode
 ID = "transaction-wrapping"
 SEVERITY = "warning"
 CATEGORY = "guideline"
+PROFILE = "mercurio"  # a house rule: runs only with the mercurio profile
 SQUAWK = ()
 
 
