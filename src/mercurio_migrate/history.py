@@ -65,18 +65,17 @@ RESET_ROLE_STATEMENTS = ("RESET SESSION AUTHORIZATION", "RESET ROLE")
 CLEAN_SESSION_STATEMENTS = ("RESET ALL", "DISCARD TEMP")
 CLEAN_SESSION_SQL = ";\n".join(CLEAN_SESSION_STATEMENTS)
 
-# The migration lock (engine.LOCK_NAMESPACE, 0) as pg_locks shows it while this session holds it
-LOCK_NAMESPACE = 1296911687  # 'MMIG'
-LOCK_HELD_SQL = (
-    "EXISTS (SELECT FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid() "
-    f"AND classid = {LOCK_NAMESPACE}::bigint::oid AND objid = 0 AND objsubid = 2 AND granted)"
-)
+LOCK_NAMESPACE = 1296911687  # 'MMIG': the migration lock is the advisory lock (LOCK_NAMESPACE, 0)
 # An expression that fails the statement holding it unless this session still holds the migration lock: a
 # migration that released it (pg_advisory_unlock_all()) must not be recorded, since another runner may be
-# applying the same migrations now. Plain SQL has no RAISE: the failure is a cast whose message says why
-# (made of a STABLE function's result, so that the planner cannot fold the cast, and fail, ahead of time).
+# applying the same migrations now. The session holds the lock twice (migration_lock.acquire), so
+# pg_advisory_unlock, true only while it is held, drops one hold and pg_advisory_lock takes it back at once:
+# two function calls, where reading pg_locks costs a scan of the server's lock table per migration. Plain
+# SQL has no RAISE: the failure is a cast whose message says why (made of a STABLE function's result, so
+# that the planner cannot fold the cast, and fail, ahead of time).
 LOCK_LOST_MESSAGE = "mercurio-migrate: the migration lock was released during this migration"
-LOCK_CHECK_EXPR = (f"CASE WHEN {LOCK_HELD_SQL} THEN 0 "
+LOCK_CHECK_EXPR = (f"CASE WHEN pg_catalog.pg_advisory_unlock({LOCK_NAMESPACE}, 0) "
+                   f"THEN length(pg_catalog.pg_advisory_lock({LOCK_NAMESPACE}, 0)::text) "  # void as text: '', 0
                    f"ELSE ('{LOCK_LOST_MESSAGE}' || left(pg_catalog.pg_backend_pid()::text, 0))::integer END")
 LOCK_CHECK_SQL = f"SELECT {LOCK_CHECK_EXPR}"
 

@@ -48,6 +48,7 @@ def acquire(conn, safety: Safety, emit: Callable[..., None]) -> None:
             hint="Connect straight to PostgreSQL for migrations, or, if the pooler uses session pooling, "
                  "set MERCURIO_ALLOW_POOLER=1.")
     if got:
+        _hold_twice(conn)
         return
     emit("lock_wait", f"waiting for the migration lock held by {holder(conn)} (up to {safety.lock_wait:g} s, "
                       "--lock-wait)")
@@ -64,11 +65,20 @@ def acquire(conn, safety: Safety, emit: Callable[..., None]) -> None:
                 hint="Wait for that run to finish, or, if it is stuck, end it (SELECT pg_terminate_backend(pid)); "
                      "wait longer with --lock-wait SECONDS.")
         pause = min(pause * 2, POLL_MAX)
+    _hold_twice(conn)
     emit("lock_acquired", f"migration lock acquired after {time.monotonic() - started:.1f} s")
 
 
+def _hold_twice(conn) -> None:
+    """A second hold of the lock (advisory locks count their holds): history.LOCK_CHECK_EXPR checks that the
+    lock is still held by releasing one hold and taking it back, and the lock must not be free meanwhile."""
+    conn.execute("SELECT pg_advisory_lock(%s, 0)", (NAMESPACE,))
+
+
 def release(conn) -> None:
-    conn.execute("SELECT pg_advisory_unlock(%s, 0)", (NAMESPACE,))
+    """Release every hold of the lock this session has."""
+    while conn.execute("SELECT pg_advisory_unlock(%s, 0)", (NAMESPACE,)).fetchone()[0]:
+        pass
 
 
 def holder(conn) -> str:
