@@ -55,8 +55,8 @@ def processes(ctx: Context) -> list[tuple[str, list[str], dict]]:
     ] + rows[1:] + [
         (f"mercurio-migrate up with nothing pending, {n_status} applied",
          [python, "-m", "mercurio_migrate", "--dir", str(status_set.ours), "up"], server.mercurio_env(applied)),
-        (f"mercurio-migrate up, {n_apply} migrations on a fresh database (this process; the parse-ahead child "
-         "apart)", [python, "-m", "mercurio_migrate", "--dir", str(apply_set.ours), "up"], server.mercurio_env(fresh)),
+        (f"mercurio-migrate up, {n_apply} migrations on a fresh database",
+         [python, "-m", "mercurio_migrate", "--dir", str(apply_set.ours), "up"], server.mercurio_env(fresh)),
     ]
 
 
