@@ -44,7 +44,7 @@ EXPLANATIONS = {
 
 
 @dataclass
-class Finding:
+class PreflightFinding:
     category: str
     ids: list[int]
     detail: dict = field(default_factory=dict)
@@ -57,7 +57,7 @@ class Finding:
 class PreflightReport:
     table: str
     rows_checked: int
-    findings: dict[str, list[Finding]]
+    findings: dict[str, list[PreflightFinding]]
 
     def count(self, category: str) -> int:
         return len(self.findings.get(category, []))
@@ -122,7 +122,7 @@ def preflight_report(conn, table: str = LEGACY_TABLE) -> PreflightReport:
     rows = conn.execute(
         f"SELECT id, tenant_id, workspace_id, anonymous_id, email, phone FROM {table} WHERE {pending} ORDER BY id"
     ).fetchall()
-    findings: dict[str, list[Finding]] = defaultdict(list)
+    findings: dict[str, list[PreflightFinding]] = defaultdict(list)
     emails: dict[tuple, list[int]] = defaultdict(list)
     phones: dict[tuple, list[int]] = defaultdict(list)
     anonymous: dict[str, set[tuple]] = defaultdict(set)
@@ -131,10 +131,10 @@ def preflight_report(conn, table: str = LEGACY_TABLE) -> PreflightReport:
     for row_id, tenant_id, workspace_id, anonymous_id, email, phone in rows:
         valid_id = anonymous_id is not None and bool(valid_anonymous.match(anonymous_id))
         if anonymous_id is not None and not valid_id:
-            findings["invalid_anonymous_id"].append(Finding("invalid_anonymous_id", [row_id],
+            findings["invalid_anonymous_id"].append(PreflightFinding("invalid_anonymous_id", [row_id],
                                                             {"anonymous_id": anonymous_id}))
         if tenant_id is None or workspace_id is None:
-            findings["missing_tenant_workspace"].append(Finding(
+            findings["missing_tenant_workspace"].append(PreflightFinding(
                 "missing_tenant_workspace", [row_id], {"tenant_id": tenant_id, "workspace_id": workspace_id}))
             continue
         scope = (tenant_id, workspace_id)
@@ -154,28 +154,28 @@ def preflight_report(conn, table: str = LEGACY_TABLE) -> PreflightReport:
             f"AND u.workspace_id IS NOT NULL AND (t.id IS NULL OR w.id IS NULL OR w.tenant_id <> u.tenant_id) "
             f"ORDER BY u.id"
         ):
-            findings["unknown_tenant_workspace"].append(Finding(
+            findings["unknown_tenant_workspace"].append(PreflightFinding(
                 "unknown_tenant_workspace", [row_id],
                 {"tenant_id": tenant_id, "workspace_id": workspace_id, "reason": reason}))
     for (tenant_id, workspace_id, value), ids in emails.items():
         if len(ids) > 1:
-            findings["duplicate_email"].append(Finding(
+            findings["duplicate_email"].append(PreflightFinding(
                 "duplicate_email", ids, {"tenant_id": tenant_id, "workspace_id": workspace_id,
                                          "email": mask_email(value)}))
     for (tenant_id, workspace_id, value), ids in phones.items():
         if len(ids) > 1:
-            findings["duplicate_phone"].append(Finding(
+            findings["duplicate_phone"].append(PreflightFinding(
                 "duplicate_phone", ids, {"tenant_id": tenant_id, "workspace_id": workspace_id,
                                          "phone": mask_phone(value)}))
     for anonymous_id, scopes in anonymous.items():
         if len(scopes) > 1:
-            findings["shared_anonymous_id"].append(Finding(
+            findings["shared_anonymous_id"].append(PreflightFinding(
                 "shared_anonymous_id", anonymous_rows[anonymous_id],
                 {"anonymous_id": anonymous_id, "scopes": [list(s) for s in sorted(scopes)]}))
     return PreflightReport(table, len(rows), dict(findings))
 
 
-def _describe(finding: Finding) -> str:
+def _describe(finding: PreflightFinding) -> str:
     ids = ", ".join(str(i) for i in finding.ids[:20]) + (" …" if len(finding.ids) > 20 else "")
     detail = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in finding.detail.items())
     return f"id {ids}: {detail}" if len(finding.ids) == 1 else f"ids {ids}: {detail}"

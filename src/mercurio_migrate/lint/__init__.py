@@ -13,10 +13,10 @@ from operator import attrgetter
 from pathlib import Path
 
 from mercurio_migrate.errors import UsageError
-from mercurio_migrate.lint.model import SEVERITIES, Finding, SqlFile, Stmt, parse_file
+from mercurio_migrate.lint.model import SEVERITIES, LintFinding, SqlFile, Stmt, parse_file
 from mercurio_migrate.lint.schema import Schema
 
-__all__ = ["Finding", "FileContext", "Folder", "LintConfig", "LintResult", "lint_paths", "load_config"]
+__all__ = ["LintFinding", "FileContext", "Folder", "LintConfig", "LintResult", "lint_paths", "load_config"]
 
 DEFAULT_TENANT_EXEMPT = ("tenant", "workspace")
 DEFAULT_PII_COLUMNS = ("email", "email_address", "phone", "phone_number", "mobile", "mobile_phone",
@@ -149,12 +149,12 @@ class FileContext:
             return self.local.columns(table)
         return self.schema.columns(table)
 
-    def finding(self, stmt: Stmt | None, message: str, fix: str, node=None, line: int | None = None) -> Finding:
+    def finding(self, stmt: Stmt | None, message: str, fix: str, node=None, line: int | None = None) -> LintFinding:
         if stmt is None:
             position = (line or 1, 1)
         else:
             position = self.file.position(node, stmt)
-        return Finding(self._rule[0], self._rule[1], self.file.path, position[0], position[1], message, fix,
+        return LintFinding(self._rule[0], self._rule[1], self.file.path, position[0], position[1], message, fix,
                        stmt.index if stmt else None)
 
 
@@ -179,7 +179,7 @@ def _created_at(file: SqlFile) -> tuple[dict[str, int], dict[tuple[str, str], in
 
 @dataclass
 class LintResult:
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[LintFinding] = field(default_factory=list)
     files: int = 0
     suppressed: int = 0
 
@@ -281,7 +281,7 @@ def _run_file(ctx: FileContext, rules: dict, only: str | None, result: LintResul
                 result.suppressed += 1
                 continue
             if finding.rule != rule_id or finding.severity != severity:
-                finding = Finding(rule_id, severity, finding.file, finding.line, finding.column, finding.message,
+                finding = LintFinding(rule_id, severity, finding.file, finding.line, finding.column, finding.message,
                                   finding.fix, finding.statement)
             findings.append(finding)
 

@@ -16,7 +16,7 @@ SEVERITIES = ("error", "warning", "info")
 
 
 @dataclass(frozen=True)
-class Finding:
+class LintFinding:
     rule: str
     severity: str
     file: str
