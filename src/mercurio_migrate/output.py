@@ -20,9 +20,8 @@ def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
-# rich draws a table at about 0.4 ms a row: `status` of 1,000 migrations on a terminal took 0.70 s as a rich
-# table against 0.26 s as plain columns (whole command, median of 7). Longer tables are written as plain
-# columns, as they are for pipes.
+# rich's cost grows with a table's rows until it outweighs the command (benchmarks/status.py times `status`
+# of 1,000 on a terminal): longer tables are written as plain columns, as they are for pipes.
 RICH_TABLE_ROWS = 50
 
 
