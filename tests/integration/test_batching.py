@@ -45,7 +45,9 @@ def test_a_failure_inside_a_batch_keeps_the_earlier_migrations_and_names_the_sta
     assert applied(db) == ["20250101_000000", "20250101_000001", "20250101_000002", "20250101_000003"]
 
 
-def test_a_lock_timeout_inside_a_batch_is_retried_for_that_migration_alone(db, database_url, tmp_path):
+def batch_with_a_blocked_alter(db, database_url, tmp_path):
+    """Three migrations that batch together, the second altering a table another session holds a lock on;
+    (their folder, that session)."""
     db.execute("CREATE TABLE t (id int)")
     root = tmp_path / "m"
     write_migration(root, "20250101_000000_before", "CREATE TABLE a (id int);\n")
@@ -53,6 +55,11 @@ def test_a_lock_timeout_inside_a_batch_is_retried_for_that_migration_alone(db, d
     write_migration(root, "20250101_000002_after", "CREATE TABLE b (id int);\n")
     blocker = psycopg.connect(database_url, application_name="blocker-app")
     blocker.execute("LOCK TABLE t IN ACCESS SHARE MODE")
+    return root, blocker
+
+
+def test_a_lock_timeout_inside_a_batch_is_retried_for_that_migration_alone(db, database_url, tmp_path):
+    root, blocker = batch_with_a_blocked_alter(db, database_url, tmp_path)
     at_retry = []  # the first migration is committed by the time the retry is announced
     code, stderr = run_past_first_retry(["--dir", str(root), "up"], database_url, blocker,
                                         at_retry=lambda: at_retry.append(applied(db)))
@@ -209,13 +216,7 @@ def test_a_retried_batch_reports_every_migration_once_and_in_the_validation_repo
     """A lock timeout inside a batch: every migration's progress line is printed once, and the run's
     validation report names what the migrations before the retried one created too (one path: nothing
     committed on another path is left out)."""
-    db.execute("CREATE TABLE t (id int)")
-    root = tmp_path / "m"
-    write_migration(root, "20250101_000000_before", "CREATE TABLE a (id int);\n")
-    write_migration(root, "20250101_000001_alter", "ALTER TABLE t ADD COLUMN x int;\n")
-    write_migration(root, "20250101_000002_after", "CREATE TABLE b (id int);\n")
-    blocker = psycopg.connect(database_url, application_name="blocker-app")
-    blocker.execute("LOCK TABLE t IN ACCESS SHARE MODE")
+    root, blocker = batch_with_a_blocked_alter(db, database_url, tmp_path)
     code, stderr = run_past_first_retry(["--dir", str(root), "--json", "up"], database_url, blocker)
     assert code == 0, stderr
     done = [line for line in stderr.splitlines() if line.startswith("applied ")]
@@ -224,13 +225,7 @@ def test_a_retried_batch_reports_every_migration_once_and_in_the_validation_repo
 
 
 def test_the_validation_report_names_what_every_migration_of_the_run_created(cli, db, database_url, tmp_path):
-    db.execute("CREATE TABLE t (id int)")
-    root = tmp_path / "m"
-    write_migration(root, "20250101_000000_before", "CREATE TABLE a (id int);\n")
-    write_migration(root, "20250101_000001_alter", "ALTER TABLE t ADD COLUMN x int;\n")
-    write_migration(root, "20250101_000002_after", "CREATE TABLE b (id int);\n")
-    blocker = psycopg.connect(database_url, application_name="blocker-app")
-    blocker.execute("LOCK TABLE t IN ACCESS SHARE MODE")
+    root, blocker = batch_with_a_blocked_alter(db, database_url, tmp_path)
     import os
     import subprocess
     import sys
