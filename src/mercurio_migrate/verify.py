@@ -89,6 +89,7 @@ class VerifyReport:
     kept: bool
     warnings: list[str] = field(default_factory=list)
     base: list[str] = field(default_factory=list)  # ids applied before the first round trip (--from), unchecked
+    rebuilt_after: list[str] = field(default_factory=list)  # ids whose failed round trip made verify rebuild
     # where the time went, ms: "total" (from the call to the report), "scratch database" (waiting for
     # CREATE DATABASE, connecting, dropping), "migrations" (applies and rollbacks), "snapshots", "data checks"
     timings: dict[str, float] = field(default_factory=dict)
@@ -107,6 +108,7 @@ class VerifyReport:
             "data": self.data,
             "strict": self.strict,
             "base": self.base,
+            "rebuilt_after": self.rebuilt_after,
             "migrations": [m.as_dict() for m in self.migrations],
             "final": {"reached_start": self.reached_start, "findings": [f.as_dict() for f in self.final]},
             "errors": sum(f.severity == ERROR for f in self.findings),
@@ -303,43 +305,86 @@ class _Verification:
             if base and not self._build_base(base):
                 return
             state = self._take()
-            applied: list[Migration] = []
-            for migration in migrations:
+            applied: list[Migration] = []  # round-tripped since the last rebuild: the final rollback's path
+            for index, migration in enumerate(migrations):
                 check = MigrationCheck(migration.id, migration.version, migration.name,
                                        migration.rollback is not None and not migration.irreversible)
                 self.report.migrations.append(check)
                 self.before[migration.version] = state
                 state = self._check(migration, check, state)
-                if state is None:
+                if state is not None:
+                    applied.append(migration)
+                    continue
+                if not any(f.phase in ("rollback", "reapply") for f in check.findings):
+                    self._not_checked(migrations[index + 1:], migration)  # it did not apply: nothing after can
                     break
-                applied.append(migration)
+                # its rollback or re-apply failed: the scratch database is rebuilt up to it, and verify goes on
+                state = self._rebuild(base + migrations[:index + 1], check)
+                if state is None:
+                    self._not_checked(migrations[index + 1:], migration)
+                    break
+                self.report.rebuilt_after.append(migration.id)
+                applied = []
             self._final(applied)
         finally:
             self._disconnect()
 
-    def _build_base(self, base: list[Migration]) -> bool:
-        """Apply the migrations before --from, unchecked: in batches (as `up` does), or one at a time, each
-        followed by its fixture, under --data. False (with the failure as a finding) when one fails."""
+    def _not_checked(self, rest: list[Migration], stopped_at: Migration) -> None:
+        for migration in rest:
+            check = MigrationCheck(migration.id, migration.version, migration.name,
+                                   migration.rollback is not None and not migration.irreversible)
+            check.findings.append(VerifyFinding(WARNING, "apply", f"{migration.id} was not checked: verify stopped at "
+                                                f"{stopped_at.id}", migration.id))
+            self.report.migrations.append(check)
+
+    def _rebuild(self, migrations: list[Migration], check: MigrationCheck) -> Snapshot | None:
+        """A new scratch database with ``migrations`` applied (their fixtures too under --data), after a
+        round trip left the old one in an unknown state; its snapshot, or None when it could not be built."""
+        self._disconnect()
+        with self.clock("scratch database"):
+            self.scratch.drop(self.scratch.name)
+            self.scratch.create()
+        self._connect()
+        self.runner.engine.ensure_tables(self.conn)
+        if self.report.data:
+            self.conn.execute(f"CREATE SCHEMA {STASH_SCHEMA}")
+        failed = self._apply_unchecked(migrations)
+        if failed is not None:
+            migration, what = failed
+            check.findings.append(VerifyFinding(ERROR, "rebuild", f"rebuilding the scratch database after "
+                                                f"{check.id} failed: {migration.id} {what}", check.id))
+            return None
+        return self._take()
+
+    def _apply_unchecked(self, migrations: list[Migration]) -> tuple[Migration, str] | None:
+        """Apply ``migrations`` without checking them: in batches (as `up` does), or one at a time, each followed
+        by its fixture, under --data. (the migration that failed, how) or None."""
         if not self.report.data:
             try:
                 with self.clock("migrations"):
-                    self.runner.engine.run_steps(self.conn, [(m, self.up[m.version]) for m in base], "up")
+                    self.runner.engine.run_steps(self.conn, [(m, self.up[m.version]) for m in migrations], "up")
             except MigrationFailed as failure:
-                self._base_failed(next(m for m in base if m.version == failure.version), "apply",
-                                  f"failed to apply: {failure.message}")
-                return False
-            return True
-        for migration in base:
+                return next(m for m in migrations if m.version == failure.version), \
+                    f"failed to apply: {failure.message}"
+            return None
+        for migration in migrations:
             failure = self.runner.run(self.conn, migration, self.up[migration.version], "up")
             if failure:
-                self._base_failed(migration, "apply", f"failed to apply: {failure.message}")
-                return False
+                return migration, f"failed to apply: {failure.message}"
             fixture = migration.extras.get("fixture.sql")
             error = run_fixture(self.conn, fixture) if fixture else None
             if error:
-                self._base_failed(migration, "fixture", f"fixture.sql failed: {error}")
-                return False
-        return True
+                return migration, f"fixture.sql failed: {error}"
+        return None
+
+    def _build_base(self, base: list[Migration]) -> bool:
+        """Apply the migrations before --from, unchecked. False (with the failure as a finding) when one fails."""
+        failed = self._apply_unchecked(base)
+        if failed is None:
+            return True
+        migration, what = failed
+        self._base_failed(migration, "fixture" if what.startswith("fixture") else "apply", what)
+        return False
 
     def _base_failed(self, migration: Migration, phase: str, what: str) -> None:
         check = MigrationCheck(migration.id, migration.version, migration.name,
@@ -448,6 +493,12 @@ class _Verification:
         # A leftover reported once (by a round trip, or by a later rollback here) is carried down to
         # the start: it is not attributed again to every older migration.
         reported = {_identity(f.difference) for f in self.report.findings if f.difference is not None}
+        if self.report.rebuilt_after:
+            last = self.report.rebuilt_after[-1]
+            self.report.final.append(VerifyFinding(
+                NOTE, "final", f"the final rollback stops after {last}: its own rollback failed above, so the "
+                f"return to {'the state before --from' if self.report.base else 'the empty start'} was not checked",
+                last))
         for migration in reversed(applied):
             if migration.rollback is None or migration.irreversible:
                 why = "declared irreversible" if migration.irreversible else "no rollback.sql"

@@ -187,9 +187,9 @@ def test_cli_json_shape_and_exit_code_on_a_broken_set(cli, tmp_path):
     result = cli("--dir", str(folder), "--json", "verify", "--keep")
     assert result.returncode == 1, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"ok", "data", "strict", "base", "migrations", "final", "errors", "warnings",
-                         "scratch_database", "timings"}
-    assert data["base"] == []
+    assert set(data) == {"ok", "data", "strict", "base", "rebuilt_after", "migrations", "final", "errors",
+                         "warnings", "scratch_database", "timings"}
+    assert data["base"] == [] and data["rebuilt_after"] == []
     assert set(data["timings"]) >= {"total", "scratch database", "migrations", "snapshots"}
     (finding,) = data["migrations"][1]["findings"]
     assert finding == {"severity": "error", "phase": "rollback", "migration": B,
@@ -428,3 +428,22 @@ def test_a_killed_runs_scratch_database_is_dropped_by_the_next_run_and_a_kept_on
     assert not any("killed" in w for w in again.warnings)
     assert kept.scratch_database in {r[0] for r in db.execute("SELECT datname FROM pg_database")}
     db.execute(f'DROP DATABASE "{kept.scratch_database}" WITH (FORCE)')
+
+
+def test_every_defect_is_found_in_one_run_past_a_failed_rollback(database_url, tmp_path):
+    """A rollback that fails does not end verify: the scratch database is rebuilt up to that migration and the
+    later ones are checked too; every migration is listed with its status; the final rollback stops after the
+    rebuilt one, saying so."""
+    base_table(tmp_path)
+    write_migration(tmp_path, B, "CREATE TABLE b (id int);", "DROP TABLE not_there;")
+    write_migration(tmp_path, "20250103_000000_c", "CREATE TABLE c (id int); CREATE INDEX idx_c ON c (id);",
+                    "DROP TABLE c;\nCREATE INDEX idx_c_left ON a (id);")
+    write_migration(tmp_path, "20250104_000000_d", "CREATE TABLE d (id int);", "DROP TABLE d;")
+    report = verify(engine_for(database_url, tmp_path))
+    statuses = {m.id: m.status for m in report.migrations}
+    assert statuses == {A: "ok", B: "failed", "20250103_000000_c": "failed", "20250104_000000_d": "ok"}, statuses
+    found = errors(report)
+    assert any(f"rollback of {B} failed" in e and "not_there" in e for e in found), found
+    assert any("index idx_c_left left behind by rollback of 20250103_000000_c" in e for e in found), found
+    assert report.rebuilt_after == [B]
+    assert any(f.severity == "note" and f"stops after {B}" in f.message for f in report.final)
