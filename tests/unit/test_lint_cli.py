@@ -206,3 +206,17 @@ def test_docs_are_generated_from_the_rules():
 
     for rule_id in registry():
         assert f"### `{rule_id}`" in committed
+
+
+def test_timestamp_to_timestamptz_under_a_utc_session_is_not_a_rewrite(tmp_path):
+    """PostgreSQL converts timestamp <-> timestamptz without rewriting while the session's time zone is UTC
+    (crates.io's migrations do it so: 206 false findings before)."""
+    folder(tmp_path, HEADER + "BEGIN;\nCREATE TABLE t (a TIMESTAMP, b TIMESTAMPTZ);\nCOMMIT;\n",
+           name="20250101_000000_create")
+    root = folder(tmp_path, HEADER + "BEGIN;\nSET LOCAL timezone = 'UTC';\n"
+                  "ALTER TABLE t ALTER COLUMN a TYPE TIMESTAMP WITH TIME ZONE;\n"
+                  "ALTER TABLE t ALTER COLUMN b TYPE timestamp;\n"
+                  "SET LOCAL timezone = 'Europe/Paris';\n"
+                  "ALTER TABLE t ALTER COLUMN a TYPE timestamp;\nCOMMIT;\n").parent
+    changes = [f for f in lint_paths([root], load_config({}, select="column-type-change")).findings]
+    assert [f.line for f in changes] == [12]  # only the change made under Europe/Paris rewrites
