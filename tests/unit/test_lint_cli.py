@@ -220,3 +220,19 @@ def test_timestamp_to_timestamptz_under_a_utc_session_is_not_a_rewrite(tmp_path)
                   "ALTER TABLE t ALTER COLUMN a TYPE timestamp;\nCOMMIT;\n").parent
     changes = [f for f in lint_paths([root], load_config({}, select="column-type-change")).findings]
     assert [f.line for f in changes] == [12]  # only the change made under Europe/Paris rewrites
+
+
+def test_rollbacks_that_verify_proves_complete_are_not_reported(tmp_path):
+    """Shapes crates.io and another project use, each complete (verify agrees): an index on a materialized
+    view dropped with the view; an unnamed UNIQUE re-added under the name PostgreSQL gives it; a drop and
+    re-create in the migration."""
+    folder(tmp_path, HEADER + "BEGIN;\nCREATE TABLE t (id int, email text);\n"
+           "ALTER TABLE t ADD CONSTRAINT t_email_key UNIQUE (email);\nCREATE INDEX t_id ON t (id);\nCOMMIT;\n",
+           rollback="BEGIN;\nDROP TABLE t;\nCOMMIT;\n", name="20250101_000000_create")
+    root = folder(tmp_path, HEADER + "BEGIN;\nCREATE MATERIALIZED VIEW mv AS SELECT id FROM t;\n"
+                  "CREATE UNIQUE INDEX mv_id ON mv (id);\nALTER TABLE t DROP CONSTRAINT t_email_key;\n"
+                  "DROP INDEX t_id;\nCREATE INDEX t_id ON t (id, email);\nCOMMIT;\n",
+                  rollback="BEGIN;\nDROP INDEX t_id;\nCREATE INDEX t_id ON t (id);\nALTER TABLE t ADD UNIQUE (email);\n"
+                           "DROP MATERIALIZED VIEW mv;\nCOMMIT;\n", name="20250102_000000_change").parent
+    findings = lint_paths([root], load_config({}, select="rollback-completeness")).findings
+    assert [f.message for f in findings if "20250102" in f.file] == []

@@ -9,6 +9,11 @@ migration.sql drops must be re-created. It also checks the order: a table is dro
 references, a table before the types it uses, a trigger before its function, and an index is not dropped
 (without IF EXISTS) after its table is gone.
 
+What verify proves complete is not reported: an index or trigger on a view or materialized view the
+rollback drops goes with it; a constraint or index the rollback re-adds unnamed is matched under the name
+PostgreSQL gives it; an object the migration drops and creates again existed before it, so the rollback
+need not drop it (nor restore what the migration itself re-creates).
+
 Fix: add the missing DROP (or ADD) statements to rollback.sql, newest object first; or use CASCADE
 where dropping dependents is intended.
 """
@@ -16,7 +21,7 @@ where dropping dependents is intended.
 from __future__ import annotations
 
 from mercurio_migrate.lint import tree
-from mercurio_migrate.lint.schema import created_objects, dropped_objects
+from mercurio_migrate.lint.schema import _constraint_obj, created_objects, dropped_objects
 
 ID = "rollback-completeness"
 SEVERITY = "error"
@@ -37,8 +42,11 @@ def check(ctx):
     for obj in drops:
         dropped_at.setdefault((obj.kind, obj.table, obj.name), obj.stmt)
         dropped_at.setdefault((obj.kind, "", obj.name), obj.stmt)
-    dropped_tables = {o.name for o in drops if o.kind == "table"}
+    dropped_tables = {o.name for o in drops if o.kind in ("table", "view")}  # their indexes, triggers go along
+    dropped_before = {(o.kind, o.name): o.stmt.index for o in dropped_objects(migration)}
     for obj in created_objects(migration):
+        if dropped_before.get((obj.kind, obj.name), obj.stmt.index) < obj.stmt.index:
+            continue  # dropped and created again by the migration: it existed before, and stays after rollback
         covered = (obj.kind, obj.table, obj.name) in dropped_at or (obj.kind, "", obj.name) in dropped_at
         if not covered and obj.table and obj.table in dropped_tables:
             covered = True
@@ -63,12 +71,13 @@ def _fix(obj) -> str:
 def _restores(ctx, migration):
     """What the migration drops from tables it did not create must come back in the rollback."""
     created_here = {o.name for o in created_objects(migration) if o.kind == "table"}
+    created_at = {(o.kind, o.name): o.stmt.index for o in created_objects(migration)}
     recreated = set()
     for stmt in ctx.file.statements:
         if stmt.kind == "CreateStmt":
             recreated.add(("table", "", tree.relname(stmt.node.get("relation"))))
         elif stmt.kind == "IndexStmt":
-            recreated.add(("index", "", stmt.node.get("idxname", "")))
+            recreated.add(("index", "", stmt.node.get("idxname") or _default_index_name(stmt.node)))
         elif stmt.kind == "AlterTableStmt":
             table = tree.relname(stmt.node.get("relation"))
             for cmd in tree.alter_commands(stmt.node):
@@ -76,16 +85,28 @@ def _restores(ctx, migration):
                 if cmd.get("subtype") == "AT_AddColumn":
                     recreated.add(("column", table, definition.get("colname", "")))
                 elif cmd.get("subtype") == "AT_AddConstraint":
-                    recreated.add(("constraint", table, definition.get("conname", "")))
+                    named = _constraint_obj(table, definition, stmt) if kind == "Constraint" else None
+                    recreated.add(("constraint", table, named.name if named else definition.get("conname", "")))
     for obj in dropped_objects(migration):
         if obj.kind not in ("table", "column", "constraint", "index") or obj.table in created_here:
             continue
+        if created_at.get((obj.kind, obj.name), -1) > obj.stmt.index:
+            continue  # the migration itself creates it again
         if obj.name in created_here or (obj.kind, obj.table if obj.kind in ("column", "constraint") else "",
                                         obj.name) in recreated:
             continue
         line = migration.position(None, obj.stmt)[0]
         yield ctx.finding(None, f"migration.sql:{line} drops {obj.label}; rollback does not restore it",
                           f"Re-create the {obj.kind} in rollback.sql (with its data, if it can be recovered).")
+
+
+def _default_index_name(node: dict) -> str:
+    """The name PostgreSQL gives an unnamed index on plain columns: <table>_<columns>_idx (or _key when
+    unique); '' for an expression index."""
+    columns = [p.get("IndexElem", {}).get("name") for p in node.get("indexParams") or ()]
+    if not columns or not all(columns):
+        return ""
+    return f"{tree.relname(node.get('relation'))}_{'_'.join(columns)}_{'key' if node.get('unique') else 'idx'}"
 
 
 def _order(ctx, migration, drops):
