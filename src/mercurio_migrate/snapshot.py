@@ -175,10 +175,12 @@ class Difference:
     name: str
     status: str  # added | removed | changed (from the first snapshot to the second)
     change: str  # "added", "removed", or "default 'UTC'::character varying -> none"
-    severity: str = "difference"  # or "note" (column order)
+    severity: str = "difference"  # or "note" (column order; see reason)
     attr: str | None = None
     before: Any = None
     after: Any = None
+    reason: str | None = None  # why a note is only a note
+    diff: str | None = None  # a unified diff of a changed definition
 
     @property
     def key(self) -> tuple[str, str]:
@@ -192,6 +194,10 @@ class Difference:
                 "severity": self.severity, "text": str(self)}
         if self.attr is not None:
             data.update(attribute=self.attr, before=_jsonable(self.before), after=_jsonable(self.after))
+        if self.reason:
+            data["reason"] = self.reason
+        if self.diff:
+            data["diff"] = self.diff
         return data
 
 
@@ -335,6 +341,19 @@ def _object_changes(old: SchemaObject, new: SchemaObject) -> list[Difference]:
             if reordered:
                 out.append(Difference(old.kind, old.name, "changed",
                                       _change_text(attr, *reordered), "note", attr, *reordered))
+            continue
+        if attr == "definition" and isinstance(before, str) and isinstance(after, str):
+            from mercurio_migrate import definitions
+
+            why = definitions.verdict(old.kind, before, after)
+            if why == definitions.SAME:
+                continue
+            if why:
+                out.append(Difference(old.kind, old.name, "changed", f"{attr} changed", "note", attr, before, after,
+                                      reason=why))
+                continue
+            out.append(Difference(old.kind, old.name, "changed", _change_text(attr, before, after), "difference",
+                                  attr, before, after, diff=definitions.unified(before, after)))
             continue
         out.append(Difference(old.kind, old.name, "changed", _change_text(attr, before, after),
                               "difference", attr, before, after))

@@ -536,7 +536,7 @@ def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, 
     out = []
     for d in snapshot.diff(before, after):
         if d.severity == "note":
-            text = f"{d.kind} {d.name}: {d.change} after {how} (PostgreSQL cannot restore column order)"
+            text = f"{d.kind} {d.name}: {d.change} after {how} ({d.reason or 'PostgreSQL cannot restore column order'})"
             out.append(VerifyFinding(NOTE, phase, text, migration.id, d))
             continue
         if d.status == "added":
@@ -544,7 +544,7 @@ def _rollback_findings(migration: Migration, before: Snapshot, after: Snapshot, 
         elif d.status == "removed":
             text = f"{d.kind} {d.name} missing after {how} (it existed before the migration)"
         else:
-            text = f"{d.kind} {d.name} not restored by {how}: {d.change}"
+            text = f"{d.kind} {d.name} not restored by {how}: {d.change}" + (f"\n{d.diff}" if d.diff else "")
         out.append(VerifyFinding(ERROR, phase, text, migration.id, d))
     return out
 
@@ -554,13 +554,15 @@ def _reapply_findings(migration: Migration, first: Snapshot, again: Snapshot) ->
     out = []
     for d in snapshot.diff(first, again):
         if d.severity == "note":
-            out.append(VerifyFinding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}", migration.id, d))
+            out.append(VerifyFinding(NOTE, "reapply", f"{d.kind} {d.name}: {d.change} {when}"
+                                     + (f" ({d.reason})" if d.reason else ""), migration.id, d))
         elif d.status == "added":
             out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} appears only {when}", migration.id, d))
         elif d.status == "removed":
             out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} is missing {when}", migration.id, d))
         else:
-            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}", migration.id, d))
+            out.append(VerifyFinding(ERROR, "reapply", f"{d.kind} {d.name} differs {when}: {d.change}"
+                                     + (f"\n{d.diff}" if d.diff else ""), migration.id, d))
     return out
 
 

@@ -447,3 +447,34 @@ def test_every_defect_is_found_in_one_run_past_a_failed_rollback(database_url, t
     assert any("index idx_c_left left behind by rollback of 20250103_000000_c" in e for e in found), found
     assert report.rebuilt_after == [B]
     assert any(f.severity == "note" and f"stops after {B}" in f.message for f in report.final)
+
+
+def test_definitions_compare_as_a_reader_would_and_real_changes_show_a_diff(database_url, tmp_path):
+    """A function restored with another layout is restored; one restored with another body is an error that
+    shows a unified diff; a view's select list in its table's new column order (SELECT *) and a constant
+    folded from 'now' are notes."""
+    base_table(tmp_path)
+    write_migration(tmp_path, B,
+                    "CREATE FUNCTION same() RETURNS int LANGUAGE sql AS $$SELECT 1 + 2$$;\n"
+                    "CREATE FUNCTION other() RETURNS int LANGUAGE sql AS $$SELECT 1$$;\n"
+                    "CREATE VIEW everything AS SELECT * FROM a;\n"
+                    "CREATE VIEW recent AS SELECT id, 'now'::timestamptz AS seen FROM a;\n",
+                    "DROP VIEW recent; DROP VIEW everything; DROP FUNCTION other(); DROP FUNCTION same();")
+    write_migration(tmp_path, "20250103_000000_reshape",
+                    "DROP VIEW everything;\nDROP FUNCTION same();\nDROP FUNCTION other();\n"
+                    "ALTER TABLE a DROP COLUMN note;\nCREATE VIEW everything AS SELECT * FROM a;\n",
+                    "DROP VIEW everything;\nALTER TABLE a ADD COLUMN note text;\n"
+                    "CREATE VIEW everything AS SELECT * FROM a;\n"
+                    "CREATE FUNCTION same() RETURNS int LANGUAGE sql AS $$\n    SELECT 1\n      + 2\n$$;\n"
+                    "CREATE FUNCTION other() RETURNS int LANGUAGE sql AS $$SELECT 2$$;\n")
+    report = verify(engine_for(database_url, tmp_path))
+    found = [(f.severity, f.message) for f in report.findings]
+    assert not any("same()" in m for _, m in found), found
+    (other,) = [m for s, m in found if "other()" in m]
+    assert "not restored by rollback of 20250103_000000_reshape" in other
+    assert "-AS $function$SELECT 1$function$" in other and "+AS $function$SELECT 2$function$" in other
+    view = [(s, m) for s, m in found if m.startswith("view everything")]
+    assert view and all(s == "note" for s, _ in view), view
+    assert any("SELECT * is expanded" in m for _, m in view), view
+    recent = [(s, m) for s, m in found if m.startswith("view recent")]
+    assert recent and all(s == "note" and "folded from 'now'" in m for s, m in recent), recent
