@@ -23,7 +23,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MIGRATIONS = REPO / "migrations"
-SEED = REPO.parent / "shared" / "seed" / "migration-examples.md"
 WORK = REPO / "benchmarks" / ".work"
 PEERS_VENV = WORK / "peers"
 PEERS_BIN = PEERS_VENV / "bin"

@@ -6,13 +6,21 @@ migration folders whose statements exercise every rule (and every squawk rule th
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-SEED = REPO.parent / "shared" / "seed" / "migration-examples.md"
+# the seed's five examples and two rollbacks, kept byte for byte in migrations/ (tests/conftest.py: SEED_FILES)
+SEED_FILES = (
+    "20250823_143000_create_tenant_tables/migration.sql",
+    "20250823_143000_create_tenant_tables/rollback.sql",
+    "20250823_144000_create_identity_system/migration.sql",
+    "20250823_145000_add_event_system_indexes/migration.sql",
+    "20250824_090000_migrate_legacy_user_data/migration.sql",
+    "20250824_100000_add_funnel_versioning/migration.sql",
+    "20250824_100000_add_funnel_versioning/rollback.sql",
+)
 HEADER = "-- Migration: generated {n}\n-- Purpose: lint corpus\n-- Author: benchmark\n-- Date: {date}\n-- Requirements: 0\n\n"
 
 # one statement (or a few) per case; {n} keeps names unique across folders
@@ -56,12 +64,12 @@ NON_TRANSACTIONAL = [
 
 
 def seed_folders(target: Path) -> int:
-    blocks = re.findall(r"#### File: `([^`]+)`\s*\n```sql\n(.*?)```", SEED.read_text(encoding="utf-8"), re.S)
-    for relative, body in blocks:
+    """The seed's files alone (as the seed document holds them), from the reference migrations."""
+    for relative in SEED_FILES:
         path = target / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body, encoding="utf-8")
-    return len({r.split("/")[0] for r, _ in blocks})
+        path.write_text((REPO / "migrations" / relative).read_text(encoding="utf-8"), encoding="utf-8")
+    return len({r.split("/")[0] for r in SEED_FILES})
 
 
 def generated_folders(target: Path, count: int, start_day: int = 0) -> int:
