@@ -25,8 +25,9 @@ from mercurio_migrate.engine import Engine, Event, MigrationState, RunResult
 from mercurio_migrate.errors import MercurioError
 
 if TYPE_CHECKING:
+    from mercurio_migrate.drift import DriftReport
     from mercurio_migrate.lint import LintResult
-    from mercurio_migrate.verify import DriftReport, VerifyReport
+    from mercurio_migrate.verify import VerifyReport
 
 __all__ = ["Event", "MercurioError", "MigrationState", "RunResult", "Settings", "down", "drift", "dump", "lint",
            "log", "project", "resolve", "status", "up", "verify"]
@@ -101,14 +102,14 @@ def verify(settings: Settings, *, to: str | None = None, start: str | None = Non
 
 def drift(settings: Settings) -> DriftReport:
     """The target's schema against a scratch database migrated to the versions the target has applied."""
-    from mercurio_migrate.verify import drift as run
+    from mercurio_migrate.drift import drift as run
 
     return run(_engine(settings, None))
 
 
 def dump(settings: Settings, *, to: str | None = None, live: bool = False) -> tuple[str, list[str]]:
     """(canonical DDL of the schema the migrations build — or of the target itself with ``live`` —, warnings)."""
-    from mercurio_migrate.verify import dump as run
+    from mercurio_migrate.drift import dump as run
 
     return run(_engine(settings, None), to=to, live=live)
 

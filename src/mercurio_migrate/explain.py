@@ -31,8 +31,8 @@ from mercurio_migrate.engine import Engine
 from mercurio_migrate.errors import LayoutError, LayoutProblem, MercurioError
 from mercurio_migrate.layout import Migration, discover
 from mercurio_migrate.redact import redact_url
+from mercurio_migrate.scratch_runs import STASH_SCHEMA, Runner, scratch_database, select
 from mercurio_migrate.sqlscript import Statement, parse
-from mercurio_migrate.verify import STASH_SCHEMA, _Runner, _select, scratch_database
 
 PLANS_FILE = "plans.sql"
 EXPECT = "expect-index:"
@@ -689,11 +689,11 @@ def explain(engine: Engine, *, to: str | None = None, rows: int = DEFAULT_ROWS, 
     import psycopg
 
     found = discover(engine.settings.migrations_dir)
-    migrations = _select(found.migrations, to)
+    migrations = select(found.migrations, to)
     queries = load_plans(migrations)
     timings: dict[str, float] = {}
     with scratch_database(engine, keep=keep) as scratch:
-        runner = _Runner(engine, scratch)
+        runner = Runner(engine, scratch)
         up, _ = runner.parse(migrations)
         conn = scratch.connect()
         try:

@@ -1,4 +1,4 @@
-"""Round-trip verification, drift and schema dumps, each on a scratch database. Returns reports; prints nothing.
+"""Round-trip verification on a scratch database (drift and dump: drift.py). Returns reports; prints nothing.
 
 The scratch database (mercurio_migrate.scratch) is created on the target's server (or the embedded one) as
 ``mercurio_verify_<random>`` and dropped afterwards, so the target itself is never written to and two
@@ -17,22 +17,27 @@ stay in place for the fixtures of later migrations.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from mercurio_migrate import keys, planner, snapshot
-from mercurio_migrate.config import Settings
+from mercurio_migrate import snapshot
 from mercurio_migrate.database import quote_text
-from mercurio_migrate.engine import Engine, Event, run_or_raise, run_unrecorded
-from mercurio_migrate.errors import MercurioError, MigrationFailed, UsageError
+from mercurio_migrate.engine import Engine, run_or_raise, run_unrecorded
+from mercurio_migrate.errors import MigrationFailed, UsageError
 from mercurio_migrate.layout import Migration, SqlFile, discover
 from mercurio_migrate.redact import redact_url
 from mercurio_migrate.scratch import Scratch
+from mercurio_migrate.scratch_runs import (
+    STASH_SCHEMA,
+    Clock,
+    Runner,
+    leftovers,
+    position,
+    scratch_database,
+    select,
+    take,
+)
 from mercurio_migrate.snapshot import Difference, Snapshot
-from mercurio_migrate.sqlscript import Script, parse
-
-STASH_SCHEMA = "mercurio_verify_stash"
+from mercurio_migrate.sqlscript import parse
 
 ERROR, WARNING, NOTE, EXPECTED = "error", "warning", "note", "expected"
 
@@ -119,134 +124,16 @@ class VerifyReport:
         }
 
 
-class _Clock:
-    """Milliseconds spent per kind of work."""
-
-    def __init__(self, into: dict[str, float]):
-        self.ms = into
-
-    @contextmanager
-    def __call__(self, what: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[what] = self.ms.get(what, 0.0) + (time.perf_counter() - started) * 1000
-
-
-@dataclass(frozen=True)
-class DriftReport:
-    target: str  # redacted URL
-    applied: list[str]
-    differences: list[Difference]
-    warnings: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not snapshot.differences(self.differences)
-
-    def as_dict(self) -> dict:
-        return {"ok": self.ok, "target": self.target, "applied": self.applied,
-                "differences": [d.as_dict() for d in self.differences], "warnings": self.warnings}
-
-
-@contextmanager
-def scratch_database(engine: Engine, *, keep: bool = False) -> Iterator[Scratch]:
-    """A scratch database on ``engine``'s server, dropped at the end (kept with ``keep``). The server builds
-    it while the caller reads and parses the migrations; the first connection to it waits for it."""
-    scratch = Scratch(engine.database_url())
-    try:
-        scratch.create(wait=False)
-        scratch.options = engine.connection_options()
-        yield scratch
-    finally:
-        scratch.close(keep=keep)
-
-
-def _scratch_engine(engine: Engine, scratch: Scratch, on_event: Callable[[Event], None]) -> Engine:
-    settings: Settings = engine.settings._replace(database_url=scratch.url())
-    return Engine(settings, on_event=on_event)
-
-
-# --- driving the engine -----------------------------------------------------------------------------
-class _Runner:
-    """Runs single migration files on a given connection through the engine, collecting its warnings."""
-
-    def __init__(self, engine: Engine, scratch: Scratch, clock: _Clock | None = None):
-        self.warnings: list[str] = []
-        self._embedded = engine.settings.database_url is None  # where the PII keys come from (scratch.options)
-        self._target_settings = engine.settings
-        self.scratch = scratch
-        self.engine = _scratch_engine(engine, scratch, self._on_event)
-        self.clock = clock or _Clock({})
-
-    def _on_event(self, event: Event) -> None:
-        # how a file runs (autocommit, as written) is `up`'s news, not a finding about the scratch database
-        if event.kind == "warning" and event.data.get("about") != "mode" and event.message not in self.warnings:
-            self.warnings.append(event.message)
-
-    def parse(self, migrations: list[Migration]) -> tuple[dict[str, Script], dict[str, Script]]:
-        """Every migration.sql and rollback.sql, parsed before anything runs: a syntax error stops verify early."""
-        pairs = [(m, m.migration) for m in migrations] + [(m, m.rollback) for m in migrations if m.rollback]
-        scripts = self.engine.parse_all(pairs)
-        if self.engine.settings.mercurio:
-            keys.check_usable(scripts, embedded=self._embedded)
-            # the PII keys the migrations need ride in the scratch sessions' settings; on the embedded server the
-            # development keys are generated here if `up` has not done it yet, as `up` would
-            needed = keys.session_settings(self._target_settings, scripts)
-            self.warnings.extend(m for m in needed.messages if m not in self.warnings)
-            self.scratch.options = {**self.scratch.options, **dict(needed.items())}
-        # verify.sql too, as `up` does it, so that no file is parsed between two runs
-        self.engine.parse_verify_scripts(migrations)
-        up = {m.version: s for m, s in zip(migrations, scripts)}
-        down = {m.version: s for (m, _), s in zip(pairs[len(migrations):], scripts[len(migrations):])}
-        return up, down
-
-    def run(self, conn, migration: Migration, script: Script, direction: str) -> MigrationFailed | None:
-        # the one-migration step that up() and down() use: it records the history (and migration_log) as they do
-        try:
-            with self.clock("migrations"):
-                self.engine.run_one(conn, migration, script, direction)
-        except MigrationFailed as failure:
-            return failure
-        return None
-
-
-def _leftovers(scratch: Scratch) -> list[str]:
-    if not scratch.dropped_leftovers:
-        return []
-    return [f"dropped {len(scratch.dropped_leftovers)} scratch database(s) left by runs that were killed: "
-            + ", ".join(scratch.dropped_leftovers)]
-
-
-def _position(migrations: tuple[Migration, ...], version: str, option: str) -> int:
-    for index, migration in enumerate(migrations):
-        if version in (migration.version, migration.id):
-            return index
-    raise UsageError(f"unknown migration version {version!r} ({option})",
-                     hint="Use a version (YYYYMMDD_HHMMSS) or folder name from the migrations folder.")
-
-
-def _select(migrations: tuple[Migration, ...], to: str | None) -> list[Migration]:
-    if to is None:
-        return list(migrations)
-    return list(migrations[: _position(migrations, to, "--to") + 1])
-
-
 def _split(migrations: tuple[Migration, ...], selected: list[Migration], start: str | None
            ) -> tuple[list[Migration], list[Migration]]:
     """(the base: applied unchecked, the migrations to round-trip) for ``start`` (--from), None: no base."""
     if start is None:
         return [], selected
-    index = _position(migrations, start, "--from")
+    index = position(migrations, start, "--from")
     if index >= len(selected):
         raise UsageError(f"--from {start} comes after --to {selected[-1].id}: nothing would be verified",
                          hint="Give --from a version at or before --to.")
     return selected[:index], selected[index:]
-
-
-def _take(conn, engine: Engine) -> Snapshot:
-    return snapshot.take(conn, exclude_tables=engine.store.tool_tables, exclude_schemas=(STASH_SCHEMA,))
 
 
 # --- verify -----------------------------------------------------------------------------------------
@@ -256,16 +143,16 @@ def verify(engine: Engine, *, to: str | None = None, start: str | None = None, d
     their fixtures under ``data``). The scratch database is dropped at the end whatever happens (kept with
     ``keep``)."""
     started, timings = time.perf_counter(), {}
-    clock = _Clock(timings)
+    clock = Clock(timings)
     scratch_context = scratch_database(engine, keep=keep)
     with scratch_context as scratch:
         found = discover(engine.settings.migrations_dir)
-        migrations = _select(found.migrations, to)
+        migrations = select(found.migrations, to)
         base, checked = _split(found.migrations, migrations, start)
-        runner = _Runner(engine, scratch, clock)
+        runner = Runner(engine, scratch, clock)
         up, down = runner.parse(migrations)
         report = VerifyReport([], [], False, data, strict, scratch.name, redact_url(scratch.url()), keep,
-                              [str(w) for w in found.warnings] + _leftovers(scratch), base=[m.id for m in base],
+                              [str(w) for w in found.warnings] + leftovers(scratch), base=[m.id for m in base],
                               timings=timings)
         _Verification(runner, scratch, report, up, down, clock).run(base, checked)
         report.warnings.extend(runner.warnings)
@@ -276,8 +163,8 @@ def verify(engine: Engine, *, to: str | None = None, start: str | None = None, d
 
 
 class _Verification:
-    def __init__(self, runner: _Runner, scratch: Scratch, report: VerifyReport, up: dict, down: dict,
-                 clock: _Clock):
+    def __init__(self, runner: Runner, scratch: Scratch, report: VerifyReport, up: dict, down: dict,
+                 clock: Clock):
         self.runner, self.scratch, self.report, self.clock = runner, scratch, report, clock
         self.up, self.down = up, down
         self.conn = None
@@ -292,9 +179,9 @@ class _Verification:
             self.conn.close()
         self.conn = None
 
-    def _take(self, conn=None) -> Snapshot:
+    def take(self, conn=None) -> Snapshot:
         with self.clock("snapshots"):
-            return _take(conn or self.conn, self.runner.engine)
+            return take(conn or self.conn, self.runner.engine)
 
     def run(self, base: list[Migration], migrations: list[Migration]) -> None:
         self._connect()
@@ -304,7 +191,7 @@ class _Verification:
                 self.conn.execute(f"CREATE SCHEMA {STASH_SCHEMA}")
             if base and not self._build_base(base):
                 return
-            state = self._take()
+            state = self.take()
             applied: list[Migration] = []  # round-tripped since the last rebuild: the final rollback's path
             for index, migration in enumerate(migrations):
                 check = MigrationCheck(migration.id, migration.version, migration.name,
@@ -354,7 +241,7 @@ class _Verification:
             check.findings.append(VerifyFinding(ERROR, "rebuild", f"rebuilding the scratch database after "
                                                 f"{check.id} failed: {migration.id} {what}", check.id))
             return None
-        return self._take()
+        return self.take()
 
     def _apply_unchecked(self, migrations: list[Migration]) -> tuple[Migration, str] | None:
         """Apply ``migrations`` without checking them: in batches (as `up` does), or one at a time, each followed
@@ -404,7 +291,7 @@ class _Verification:
             check.findings.append(VerifyFinding(ERROR, "apply", f"{migration.id} failed to apply: {failure.message}",
                                           migration.id))
             return None
-        s1 = self._take()
+        s1 = self.take()
         fixture = migration.extras.get("fixture.sql") if data else None
         if migration.rollback is None or migration.irreversible:
             severity = ERROR if self.report.strict else WARNING
@@ -451,7 +338,7 @@ class _Verification:
             check.findings.append(VerifyFinding(ERROR, "rollback", f"rollback of {migration.id} failed: {failure.message}",
                                           migration.id))
             return None
-        rolled_back = self._take(conn)
+        rolled_back = self.take(conn)
         check.findings.extend(_rollback_findings(migration, s0, rolled_back, "rollback"))
         if self.report.data:
             with self.clock("data checks"):
@@ -461,7 +348,7 @@ class _Verification:
             check.findings.append(VerifyFinding(ERROR, "reapply", f"re-applying {migration.id} after its rollback failed: "
                                           f"{failure.message}", migration.id))
             return None
-        reapplied = self._take(conn)
+        reapplied = self.take(conn)
         check.findings.extend(_reapply_findings(migration, s1, reapplied))
         check.checked = True
         return reapplied
@@ -512,7 +399,7 @@ class _Verification:
                 self.report.final.append(VerifyFinding(ERROR, "final", f"rolling back {migration.id} (rolling everything "
                                                  f"back) failed: {failure.message}", migration.id))
                 return
-            rolled_back = self._take()
+            rolled_back = self.take()
             for finding in _rollback_findings(migration, self.before[migration.version], rolled_back, "final"):
                 if _identity(finding.difference) not in reported:
                     self.report.final.append(finding)
@@ -667,60 +554,3 @@ def _declared(text: str, warning: str) -> str:
     return f"{text} (expected: the rollback declares \"WARNING: {warning.splitlines()[0]}\")" if warning else text
 
 
-# --- drift and dump -----------------------------------------------------------------------------------
-def _migrated_scratch(engine: Engine, scratch: Scratch, migrations: list[Migration], warnings: list[str]
-                      ) -> Snapshot:
-    runner = _Runner(engine, scratch)
-    up, _ = runner.parse(migrations)
-    conn = scratch.session()
-    try:
-        runner.engine.ensure_tables(conn)
-        try:  # in batches, as `up` runs them
-            runner.engine.run_steps(conn, [(m, up[m.version]) for m in migrations], "up")
-        except MigrationFailed as failure:
-            raise MercurioError(f"building the scratch database: {failure.message}", hint=failure.hint) from None
-        warnings.extend(w for w in runner.warnings if w not in warnings)
-        return _take(conn, runner.engine)
-    finally:
-        conn.close()
-
-
-def _read_target(engine: Engine) -> tuple[dict, Snapshot]:
-    """The target's history and schema."""
-    with engine.session(lock=False) as conn:
-        return engine.read_history(conn), snapshot.take(conn, exclude_tables=engine.store.tool_tables)
-
-
-def drift(engine: Engine) -> DriftReport:
-    """The target's schema against a scratch database migrated to the versions the target has applied."""
-    found = discover(engine.settings.migrations_dir)
-    warnings = [str(w) for w in found.warnings]
-    applied, actual = _read_target(engine)
-    on_disk = found.by_version()
-    missing = [f"{v}_{row.name}" for v, row in sorted(applied.items()) if v not in on_disk]
-    if missing:
-        raise MercurioError("applied migrations are missing from the migrations folder, so the expected schema "
-                            "cannot be rebuilt: " + ", ".join(missing),
-                            hint="Restore their folders (e.g. from version control), then run drift again.")
-    for state in planner.compute_states(found, applied):
-        if state.drifted_files:
-            warnings.append(f"{state.version}_{state.name}: {', '.join(state.drifted_files)} changed since it was "
-                            "applied; the expected schema is built from today's files")
-    migrations = [on_disk[v] for v in sorted(applied)]
-    with scratch_database(engine) as scratch:
-        expected = _migrated_scratch(engine, scratch, migrations, warnings)
-    return DriftReport(redact_url(engine.database_url()), [m.id for m in migrations],
-                       snapshot.diff(expected, actual), warnings)
-
-
-def dump(engine: Engine, *, to: str | None = None, live: bool = False) -> tuple[str, list[str]]:
-    """Canonical DDL of the schema the migrations build (or of the target database with ``live``)."""
-    found = discover(engine.settings.migrations_dir)
-    warnings = [str(w) for w in found.warnings]
-    if live:
-        with engine.session(lock=False) as conn:
-            return snapshot.to_sql(snapshot.take(conn, exclude_tables=engine.store.tool_tables)), warnings
-    migrations = _select(found.migrations, to)
-    with scratch_database(engine) as scratch:
-        built = _migrated_scratch(engine, scratch, migrations, warnings)
-    return snapshot.to_sql(built), warnings

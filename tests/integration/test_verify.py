@@ -9,9 +9,10 @@ from pathlib import Path
 
 from conftest import MIGRATIONS, write_migration
 from mercurio_migrate.config import Settings
+from mercurio_migrate.drift import drift, dump
 from mercurio_migrate.engine import Engine
 from mercurio_migrate.snapshot import diff, take, to_sql
-from mercurio_migrate.verify import drift, dump, verify
+from mercurio_migrate.verify import verify
 
 # The shipped PII functions read their keys from session settings.
 KEYS_ENV = {"PGOPTIONS": "-c mercurio.pii_key=verify-test-pii-key-0123456789abcdef "
