@@ -34,7 +34,6 @@ from mercurio_migrate.sqlscript import Script, parse
 __all__ = ["APPLIED", "DRIFTED", "Engine", "Event", "MISSING", "MigrationState", "PARTIAL", "PENDING", "PlannedStep",
            "RunResult", "StepResult", "run_or_raise", "run_unrecorded"]
 
-LOCK_NAMESPACE = migration_lock.NAMESPACE
 # migrations after which the validation report's snapshot is planned again (see snapshot.take's replan):
 # benchmarks/snapshot_plan.py measures both ways
 REPLAN_AFTER = 500

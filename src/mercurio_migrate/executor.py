@@ -328,9 +328,7 @@ class Executor(StatementwiseRunner):
 
     def _send_one_by_one(self, message: Message, migration: Migration) -> list:
         results = []
-        for index, entry in enumerate(message.entries):
-            sql = message.sql[entry.offset:message.entries[index + 1].offset] if index + 1 < len(message) else \
-                message.sql[entry.offset:]
+        for index, (entry, sql) in enumerate(zip(message.entries, message.pieces)):
             results += send_script(self.conn, sql)
             if not results or not results[-1].ok:
                 return results

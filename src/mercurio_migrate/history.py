@@ -63,7 +63,6 @@ RESET_ROLE_STATEMENTS = ("RESET SESSION AUTHORIZATION", "RESET ROLE")
 # After the record and before COMMIT: settings it changed for the session and temp tables it left go, so
 # that the next migration starts as the first did.
 CLEAN_SESSION_STATEMENTS = ("RESET ALL", "DISCARD TEMP")
-CLEAN_SESSION_SQL = ";\n".join(CLEAN_SESSION_STATEMENTS)
 
 LOCK_NAMESPACE = 1296911687  # 'MMIG': the migration lock is the advisory lock (LOCK_NAMESPACE, 0)
 # An expression that fails the statement holding it unless this session still holds the migration lock: a

@@ -41,6 +41,11 @@ class Message:
     def sql(self) -> str:
         return "".join(self._parts)
 
+    @property
+    def pieces(self) -> list[str]:
+        """Each statement as added, with its ';' (the message is their concatenation)."""
+        return list(self._parts)
+
     def __len__(self) -> int:
         return len(self.entries)
 

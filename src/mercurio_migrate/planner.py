@@ -12,6 +12,7 @@ from mercurio_migrate.errors import DriftError, MercurioError, SqlError, UsageEr
 from mercurio_migrate.executor import Progress, StepResult, refusal
 from mercurio_migrate.layout import Migration, MigrationSet, SqlFile
 from mercurio_migrate.sqlscript import Script, parse
+from mercurio_migrate.statementwise import describe_done
 
 APPLIED, PENDING, DRIFTED, MISSING, PARTIAL = "applied", "pending", "drifted", "missing", "partial"
 
@@ -97,12 +98,7 @@ def describe_partial(progress: list[Progress], verb: str = "applied") -> str | N
     """What an interrupted statement-by-statement run committed, in words (None: nothing is recorded)."""
     if not progress:
         return None
-    done = max((p.statement for p in progress if p.state == "done"), default=0)
-    started = [p for p in progress if p.state == "started"]
-    text = f"partly {verb}: statements 1–{done} committed" if done else f"partly {verb}: no statement committed"
-    if started:
-        text += f"; statement {started[0].statement} (line {started[0].line}) was started and may have taken effect"
-    return text + " (the next run resumes after what committed)"
+    return f"partly {verb}: {describe_done(progress)} (the next run resumes after what committed)"
 
 
 def find_version(found: MigrationSet, applied: History, target: str) -> str:

@@ -62,7 +62,7 @@ class StatementwiseRunner:
         if progress and any(p.checksum != file.checksum for p in progress):
             raise MigrationFailed(migration.version, migration.name, MercurioError(
                 f"{script.path} changed since an interrupted run committed part of it "
-                f"({describe_done(progress, script)})",
+                f"({describe_done(progress, len(script.body))})",
                 hint="Restore the file as it was to let the run resume; or undo by hand what committed and "
                      f"clear the record with `mercurio-migrate resolve {migration.version} --rolled-back`."),
                 "nothing was run now.")
@@ -331,10 +331,12 @@ def refusal(script: Script) -> str | None:
     return None
 
 
-def describe_done(progress: list[Progress], script: Script) -> str:
+def describe_done(progress: list[Progress], total: int | None = None) -> str:
+    """What an interrupted run committed, from its progress rows, in words (``total``: the file's statements)."""
     done = max((p.statement for p in progress if p.state == "done"), default=0)
     started = [p for p in progress if p.state == "started"]
-    text = f"statements 1–{done} of {len(script.body)} committed" if done else "no statement committed"
+    of = f" of {total}" if total is not None else ""
+    text = f"statements 1–{done}{of} committed" if done else "no statement committed"
     if started:
         text += f"; statement {started[0].statement} (line {started[0].line}) was started and may have taken effect"
     return text
